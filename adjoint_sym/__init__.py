@@ -10,7 +10,11 @@ from .errors import (
     SolverFailedError,
     UnsupportedExpressionError,
 )
+from .loss import CallableLoss, FinalLoss, Loss, ObservationLoss
+from .methods import gradient, methods
 from .parse import parse_expression
+from .problem import Problem
+from .result import Gradient
 from .system import ODESystem
 
 try:
@@ -22,11 +26,19 @@ __all__ = [
     "Adjoint",
     "AdjointSymError",
     "AugmentedSystem",
+    "CallableLoss",
+    "FinalLoss",
+    "Gradient",
     "GradientMismatchError",
     "InvalidModelError",
+    "Loss",
     "ODESystem",
+    "ObservationLoss",
+    "Problem",
     "SolverFailedError",
     "UnsupportedExpressionError",
     "__version__",
+    "gradient",
+    "methods",
     "parse_expression",
 ]

@@ -22,20 +22,17 @@ Replacement = tuple[sp.Basic, sp.Basic]
 def cse(exprs: Sequence[sp.Basic], prefix: str = "x") -> tuple[list[Replacement], list[sp.Basic]]:
     """Shared subexpressions of ``exprs``, as ``(replacements, reduced)`` like ``sympy.cse``.
 
-        ``exprs`` may mix scalar expressions, explicit matrices and matrix expressions.
-        Replacements come in dependency order: each may use the ones before it.
+    ``exprs`` may mix scalar expressions, explicit matrices and matrix expressions.
+    Replacements come in dependency order: each may use the ones before it.
 
-        Examples
-        --------
-        >>> import sympy as sp
-    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
-
-    from .matrix_calculus import elementwise
-        >>> W = sp.MatrixSymbol("W", 3, 2); h = sp.MatrixSymbol("h", 2, 1)
-        >>> z = (W * h).applyfunc(sp.tanh)
-        >>> reps, reduced = cse([z, sp.HadamardProduct(z, z)])
-        >>> len(reps)
-        1
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> W, h = sp.MatrixSymbol("W", 3, 2), sp.MatrixSymbol("h", 2, 1)
+    >>> z = (W * h).applyfunc(sp.tanh)
+    >>> reps, reduced = cse([z, sp.HadamardProduct(z, z)])
+    >>> len(reps)
+    1
     """
     matrix_reps, exprs = _matrix_cse(list(exprs), prefix)
     scalars, slots = _scalar_entries(exprs)

@@ -59,7 +59,7 @@ def vjp(
     Examples
     --------
     >>> import sympy as sp
-    >>> W = sp.MatrixSymbol("W", 3, 2); h = sp.MatrixSymbol("h", 2, 1)
+    >>> W, h = sp.MatrixSymbol("W", 3, 2), sp.MatrixSymbol("h", 2, 1)
     >>> a = sp.MatrixSymbol("a", 3, 1)
     >>> vjp(W * h, a, [W, h])[h]
     W.T*a

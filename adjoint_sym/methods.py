@@ -1,0 +1,60 @@
+"""One entry point for every gradient route: the adjoints and the references."""
+
+from __future__ import annotations
+
+from .errors import InvalidModelError
+from .gradients import ADJOINT_METHODS, adjoint_gradient
+from .problem import Problem
+from .reference import REFERENCES
+from .result import Gradient
+
+
+def methods() -> tuple[str, ...]:
+    """Every method name :func:`gradient` accepts."""
+    return ADJOINT_METHODS + tuple(REFERENCES)
+
+
+def gradient(
+    problem: Problem,
+    method: str = "adjoint",
+    *,
+    solver: str = "DOP853",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    **options,
+) -> Gradient:
+    """The loss and its gradient by ``method``.
+
+    Parameters
+    ----------
+    problem : Problem
+    method : str
+        An adjoint (``"adjoint"`` (default, the most robust), ``"interpolating"``,
+        ``"backsolve"``, ``"quadrature"``) or a reference (``"forward"``,
+        ``"complex-step"``, ``"finite-difference"``, ``"backprop"``).
+    solver : str
+        A ``solve_ivp`` method: ``"DOP853"``, ``"RK45"``, ``"RK23"``, or for stiff
+        problems ``"LSODA"``, ``"BDF"``, ``"Radau"``.
+    rtol, atol : float
+        Solver tolerances.
+    **options
+        Method-specific options (e.g. ``adjoint_rtol`` for adjoints, ``steps`` for
+        ``"backprop"``).
+
+    Examples
+    --------
+    >>> from adjoint_sym import Problem, FinalLoss
+    >>> from adjoint_sym.builders import lotka_volterra
+    >>> prob = Problem(lotka_volterra(), [1.0, 1.0], {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0},
+    ...                0.0, 10.0, FinalLoss("x**2 + y**2"))
+    >>> g = gradient(prob, solver="DOP853", rtol=1e-8, atol=1e-10)
+    >>> sorted(g.dparams)
+    ['a', 'b', 'c', 'd']
+    """
+    if not isinstance(problem, Problem):
+        raise InvalidModelError(f"gradient() takes a Problem, got {type(problem).__name__}")
+    if method in ADJOINT_METHODS:
+        return adjoint_gradient(problem, method=method, solver=solver, rtol=rtol, atol=atol, **options)
+    if method in REFERENCES:
+        return REFERENCES[method](problem, solver=solver, rtol=rtol, atol=atol, **options)
+    raise InvalidModelError(f"unknown method {method!r}; choose one of {', '.join(methods())}")

@@ -1,0 +1,104 @@
+"""The result of one gradient computation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """A loss and its gradient with respect to every input of the problem.
+
+    Attributes
+    ----------
+    loss : float
+    dh0 : ndarray, shape (n,)
+        ``dL/dh(t0)``.
+    dparams : dict
+        ``dL/dtheta`` by parameter name, shaped like each parameter.
+    dt0 : float
+        ``dL/dt0`` with ``h0`` held fixed.
+    dt1 : float or None
+        ``dL/dt1`` for final losses; ``None`` for observation losses (see ``dtimes``).
+    dtimes : ndarray or None
+        ``dL/dt_i`` per observation time, each moved alone.
+    method : str
+    stats : dict
+        Counts and timings: ``nfev_forward``, ``nfev_backward``, ``steps_forward``,
+        ``steps_backward``, ``wall_time`` and method-specific entries.
+    """
+
+    loss: float
+    dh0: np.ndarray
+    dparams: dict
+    dt0: float | None
+    dt1: float | None
+    method: str
+    dtimes: np.ndarray | None = None
+    stats: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def dtheta(self) -> np.ndarray:
+        """``dL/dtheta`` as the flat vector (parameters in order, matrices row-major)."""
+        parts = [np.atleast_1d(np.asarray(v, dtype=float)).reshape(-1) for v in self.dparams.values()]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def quantities(self, state_names=None) -> dict[str, float]:
+        """Every scalar derivative by a readable name: ``dL/dh0[x]``, ``dL/dW1[0,1]``, ..."""
+        out: dict[str, float] = {}
+        names = state_names or [str(i) for i in range(len(self.dh0))]
+        for name, v in zip(names, self.dh0):
+            out[f"dL/dh0[{name}]"] = float(v)
+        for name, value in self.dparams.items():
+            arr = np.asarray(value, dtype=float)
+            if arr.ndim == 0:
+                out[f"dL/d{name}"] = float(arr)
+            else:
+                for idx in np.ndindex(arr.shape):
+                    out[f"dL/d{name}[{','.join(map(str, idx))}]"] = float(arr[idx])
+        if self.dt0 is not None:
+            out["dL/dt0"] = float(self.dt0)
+        if self.dt1 is not None:
+            out["dL/dt1"] = float(self.dt1)
+        if self.dtimes is not None:
+            for i, v in enumerate(self.dtimes):
+                out[f"dL/dt_obs[{i}]"] = float(v)
+        return out
+
+    def as_dict(self) -> dict:
+        """A JSON-ready dictionary (the command line's ``--json`` contract)."""
+        return {
+            "loss": float(self.loss),
+            "dL_dh0": [float(v) for v in self.dh0],
+            "dL_dparams": {k: (np.asarray(v).tolist() if np.ndim(v) else float(v)) for k, v in self.dparams.items()},
+            "dL_dt0": None if self.dt0 is None else float(self.dt0),
+            "dL_dt1": None if self.dt1 is None else float(self.dt1),
+            "dL_dtimes": None if self.dtimes is None else [float(v) for v in self.dtimes],
+            "method": self.method,
+            "stats": {k: v for k, v in self.stats.items() if isinstance(v, int | float | str | bool)},
+        }
+
+    def to_markdown(self) -> str:
+        rows = [f"| {k} | {v:.10g} |" for k, v in self.quantities().items()]
+        head = f"**{self.method}**: L = {float(self.loss):.12g}\n\n| quantity | value |\n|---|---|\n"
+        return head + "\n".join(rows) + "\n"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{k}</td><td>{v:.10g}</td></tr>" for k, v in self.quantities().items())
+        return (
+            f"<p><b>{self.method}</b>: L = {float(self.loss):.12g}</p>"
+            f"<table><tr><th>quantity</th><th>value</th></tr>{rows}</table>"
+        )
+
+    def __repr__(self) -> str:
+        dp = ", ".join(
+            f"{k}={float(v):.6g}" if np.ndim(v) == 0 else f"{k}=<{np.shape(v)}>" for k, v in self.dparams.items()
+        )
+        dt1 = "None" if self.dt1 is None else f"{float(self.dt1):.6g}"
+        dt0 = "None" if self.dt0 is None else f"{float(self.dt0):.6g}"
+        return (
+            f"Gradient(method={self.method!r}, loss={float(self.loss):.10g}, "
+            f"dh0={np.array2string(self.dh0, precision=6)}, dparams={{{dp}}}, dt0={dt0}, dt1={dt1})"
+        )
