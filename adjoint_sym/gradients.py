@@ -32,6 +32,7 @@ import warnings
 
 import numpy as np
 
+from .dense import DenseState
 from .errors import InvalidModelError
 from .problem import Problem
 from .result import Gradient
@@ -123,6 +124,7 @@ class _Backward:
         self.k = problem.kernels
         self.n, self.n_params = problem.system.n, problem.system.n_params
         self.stats = {"nfev_backward": 0, "steps_backward": 0}
+        self.h_of = DenseState(fwd.sol) if fwd.sol is not None else None
 
     def run(self) -> dict:
         p, n, n_params = self.p, self.n, self.n_params
@@ -187,7 +189,7 @@ class _Backward:
             y = res.y[:, -1]
             h, y = y[:n], y[n:]
         else:
-            sol = self.fwd.sol
+            sol = self.h_of
 
             def rhs(t, y):
                 return -vjp(t, sol(t), y[:n], theta)
@@ -214,14 +216,14 @@ class _Backward:
         return res
 
     def _state_jacobian(self):
-        theta, k, sol = self.p.theta, self.k, self.fwd.sol
+        theta, k, sol = self.p.theta, self.k, self.h_of
         if self.p.system.is_matrix_level:
             return lambda t: k.jac_h_from_vjp(t, sol(t), theta)
         jh = k.jac_h.fn
         return lambda t: jh(t, sol(t), theta)
 
     def _interpolating_jac(self):
-        theta, k, sol, n, n_params = self.p.theta, self.k, self.fwd.sol, self.n, self.n_params
+        theta, k, sol, n, n_params = self.p.theta, self.k, self.h_of, self.n, self.n_params
         jac_h = self._state_jacobian()
         jt, ft = k.jac_theta.fn, k.f_t.fn
         size = n + n_params + 1
@@ -237,7 +239,7 @@ class _Backward:
         return jac
 
     def _quadrature_segment(self, start, end, a, a_theta, a_t, h):
-        theta, n, sol = self.p.theta, self.n, self.fwd.sol
+        theta, n, sol = self.p.theta, self.n, self.h_of
         vjp_h, vjp = self.k.vjp_h.fn, self.k.vjp.fn
 
         def rhs(t, y):
@@ -253,6 +255,7 @@ class _Backward:
         res = self._integrate(rhs, start, end, a, jac)
         if start == end:
             return a, a_theta, a_t, h
+        a_of = DenseState(res.sol)
         mesh = _mesh(self.fwd.t, res.t, start, end)
         nodes, weights = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
         total = np.zeros(self.n_params + 1)
@@ -260,7 +263,7 @@ class _Backward:
             half = (hi - lo) / 2
             for x, w in zip(nodes, weights):
                 t = lo + half * (x + 1)
-                total -= w * half * vjp(t, sol(t), res.sol(t), theta)[n:]
+                total -= w * half * vjp(t, sol(t), a_of(t), theta)[n:]
         self.stats["nfev_backward"] += QUADRATURE_NODES * (len(mesh) - 1)
         a_end = res.y[:, -1]
         return a_end, a_theta + total[:-1], a_t + total[-1], h

@@ -254,4 +254,11 @@ class _Backprop:
         if derivative.is_number:
             self.send(node.expr, scale(derivative, c))
             return
+        # Where sigma' is a function of sigma itself (tanh' = 1 - tanh^2), apply it to
+        # this very node: the numeric kernel then shares sigma(z) with its other uses.
+        y = sp.Dummy("y")
+        in_primal = derivative.subs(body, y)
+        if not in_primal.has(d):
+            self.send(node.expr, _hadamard(c, elementwise(sp.Lambda(y, in_primal), node)))
+            return
         self.send(node.expr, _hadamard(c, elementwise(sp.Lambda(d, derivative), node.expr)))
