@@ -64,9 +64,8 @@ def guarded(fun: Callable) -> Callable:
         out = fun(t, y)
         # One dot product and a scalar test: NaN and inf propagate into it, and it
         # costs a fraction of np.isfinite(out).all() on the per-step hot path.
-        if not cmath.isfinite(out.dot(out)):
-            if not np.isfinite(out).all():
-                raise _NonFinite(t, y.copy())
+        if not cmath.isfinite(out.dot(out)) and not np.isfinite(out).all():
+            raise _NonFinite(t, y.copy())
         return out
 
     return rhs
