@@ -26,7 +26,6 @@ held fixed, equal to ``-a(t0) . f(h0, t0)``.
 
 from __future__ import annotations
 
-import itertools
 import time
 import warnings
 
@@ -209,6 +208,11 @@ class _Backward:
             atol=self.atol,
             jac=jac,
             what=f"adjoint solve ({self.method})",
+            blowup_remedy=(
+                "the backward re-integration of h is unstable for this system; use method='interpolating'"
+                if self.method == "backsolve"
+                else "the adjoint grows without bound: shorten the time span or check parameters"
+            ),
             dense=self.method == "quadrature",
         )
         self.stats["nfev_backward"] += res.nfev
@@ -255,18 +259,25 @@ class _Backward:
         res = self._integrate(rhs, start, end, a, jac)
         if start == end:
             return a, a_theta, a_t, h
-        a_of = DenseState(res.sol)
-        mesh = _mesh(self.fwd.t, res.t, start, end)
-        nodes, weights = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
-        total = np.zeros(self.n_params + 1)
-        for lo, hi in itertools.pairwise(mesh):
-            half = (hi - lo) / 2
-            for x, w in zip(nodes, weights):
-                t = lo + half * (x + 1)
-                total -= w * half * vjp(t, sol(t), a_of(t), theta)[n:]
-        self.stats["nfev_backward"] += QUADRATURE_NODES * (len(mesh) - 1)
-        a_end = res.y[:, -1]
-        return a_end, a_theta + total[:-1], a_t + total[-1], h
+        ts, weights = _gauss_legendre(_mesh(self.fwd.t, res.t, start, end))
+        self.stats["nfev_backward"] += len(ts)
+        if self.p.system.is_matrix_level:  # a batch would sum outer products: one node at a time
+            a_of = DenseState(res.sol)
+            total = np.zeros(self.n_params + 1)
+            for t, w in zip(ts, weights):
+                total -= w * vjp(t, sol(t), a_of(t), theta)[n:]
+        else:  # one batched kernel call over every node
+            products = self.k.vjp_batched.fn(ts, self.fwd.sol(ts), res.sol(ts), theta)
+            total = -(products[n:] @ weights)
+        return res.y[:, -1], a_theta + total[:-1], a_t + total[-1], h
+
+
+def _gauss_legendre(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and (signed) weights of Gauss-Legendre on every interval of ``mesh``."""
+    x, w = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
+    lo, hi = mesh[:-1, None], mesh[1:, None]
+    half = (hi - lo) / 2
+    return (lo + half * (x + 1)).ravel(), (half * w).ravel()
 
 
 def _mesh(forward_t: np.ndarray, backward_t: np.ndarray, start: float, end: float) -> np.ndarray:

@@ -67,6 +67,18 @@ class CompiledSystem:
         return compile_kernel("vjp", args, [d_h, *d_theta, d_t])
 
     @cached_property
+    def vjp_batched(self) -> Kernel:
+        """``vjp`` over a batch of nodes: ``t`` (B,), ``h`` and ``a`` (n, B) -> (n+p+1, B).
+
+        Scalar systems only: for matrix-level ones a batch would sum outer products.
+        """
+        if self.system.is_matrix_level:
+            raise NotImplementedError("batched VJPs are defined for scalar systems only")
+        d_h, d_theta, d_t = self._products
+        args = [self._t, self._state(True), self._cotangent_argument(True), self._theta]
+        return compile_kernel("vjp_batched", args, [d_h, *d_theta, d_t])
+
+    @cached_property
     def vjp_h(self) -> Kernel:
         """``a^T df/dh`` alone; with ``a`` of shape (n, k), ``k`` products at once."""
         d_h = self._products[0]

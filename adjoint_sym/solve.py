@@ -81,6 +81,7 @@ def integrate(
     atol: float,
     jac: Callable | None = None,
     what: str = "forward solve",
+    blowup_remedy: str = "the solution may blow up in finite time: shorten the time span or check parameters",
     dense: bool = True,
     max_step: float = np.inf,
 ) -> SolveResult:
@@ -94,11 +95,13 @@ def integrate(
     if solver in IMPLICIT and jac is not None:
         options["jac"] = jac
     try:
-        res = solve_ivp(guarded(fun), (t0, t1), y0, method=solver, **options)
+        # Overflow is reported below as a clear error; numpy's warnings would only repeat it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            res = solve_ivp(guarded(fun), (t0, t1), y0, method=solver, **options)
     except _NonFinite as bad:
         raise SolverFailedError(
             f"{what}: the right-hand side became non-finite at t = {bad.t:.6g} (state {_short(bad.y)}); "
-            "the solution may blow up in finite time: shorten the time span or check parameters",
+            f"{blowup_remedy}",
             t=bad.t,
             state=bad.y,
         ) from None
