@@ -21,10 +21,6 @@ class _Printer(LatexPrinter):
         super().__init__(settings)
         self._given = dict(settings or {})
 
-    def _print_HadamardProduct(self, expr: sp.Basic) -> str:
-        # Parenthesize: SymPy's default leaves "A o B C" ambiguous inside products.
-        return r"\left(" + super()._print_HadamardProduct(expr) + r"\right)"
-
     def _print_ElementwiseApplyFunction(self, expr: ElementwiseApplyFunction) -> str:
         u = sp.Dummy("u")
         body = expr.function(u)
