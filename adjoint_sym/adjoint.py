@@ -84,10 +84,14 @@ class AugmentedSystem:
 
         return "$$" + augmented_latex(self) + "$$"
 
-    def latex(self, *, bold_vectors: bool = False) -> str:
+    def latex(self, *, bold_vectors: bool = False, environment: str = "aligned") -> str:
         from .render import augmented_latex
 
-        return augmented_latex(self, bold_vectors=bold_vectors)
+        return augmented_latex(self, bold_vectors=bold_vectors, environment=environment)
+
+    def to_latex(self, *, bold_vectors: bool = False) -> str:
+        """Paste-ready ``align`` block of ``d/dt [h, theta, t] = [f, 0, 1]``."""
+        return self.latex(bold_vectors=bold_vectors, environment="align")
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,10 @@ class Adjoint:
         from .render import adjoint_latex
 
         return adjoint_latex(self, bold_vectors=bold_vectors, environment=environment)
+
+    def to_latex(self, *, bold_vectors: bool = False) -> str:
+        """Paste-ready ``align`` block: augmented dynamics, adjoint ODEs, terminal values."""
+        return self.latex(bold_vectors=bold_vectors, environment="align")
 
     def markdown(self) -> str:
         """The equations as Markdown with ``$$`` display maths."""

@@ -102,7 +102,18 @@ def adjoint_lines(adj, *, bold_vectors: bool = False) -> list[str]:
 def adjoint_latex(adj, *, bold_vectors: bool = False, environment: str = "align") -> str:
     """Dynamics, adjoint ODEs and terminal conditions in one environment."""
     dynamics = _lines(_dynamics_pairs(adj.system), adj.system.t, bold_vectors)
-    return _wrap(dynamics + adjoint_lines(adj, bold_vectors=bold_vectors), environment)
+    return _wrap(
+        [*dynamics, _augmented_line(adj.system, bold_vectors), *adjoint_lines(adj, bold_vectors=bold_vectors)],
+        environment,
+    )
+
+
+def _augmented_line(system, bold: bool) -> str:
+    """``d theta/dt = 0, dt/dt = 1``: the rest of the augmented dynamics, theta spelled out."""
+    t = latex(system.t)
+    names = ", ".join(latex(p, bold_vectors=bold) for p in system.params)
+    theta = rf"\theta = \left({names}\right)" if names else r"\theta = \emptyset"
+    return rf"\frac{{d \theta}}{{d {t}}} &= 0, \quad \frac{{d {t}}}{{d {t}}} = 1, \quad {theta}"
 
 
 def adjoint_markdown(adj) -> str:

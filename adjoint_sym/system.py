@@ -292,11 +292,15 @@ class ODESystem:
 
         return "$$" + system_latex(self) + "$$"
 
-    def latex(self, *, bold_vectors: bool = False) -> str:
-        """The dynamics as an ``aligned`` LaTeX block."""
+    def latex(self, *, bold_vectors: bool = False, environment: str = "aligned") -> str:
+        """The dynamics as an ``aligned`` (or ``align``) LaTeX block."""
         from .render import system_latex
 
-        return system_latex(self, bold_vectors=bold_vectors)
+        return system_latex(self, bold_vectors=bold_vectors, environment=environment)
+
+    def to_latex(self, *, bold_vectors: bool = False) -> str:
+        """Paste-ready ``align`` block of the dynamics."""
+        return self.latex(bold_vectors=bold_vectors, environment="align")
 
 
 def _describe_param(p: Param) -> str:
