@@ -160,14 +160,18 @@ def parse_text(text: str, fmt: str | None = None, source: str = "<spec>") -> dic
     >>> parse_text('{"t1": 2.0}')
     {'t1': 2.0}
     """
+    guessed = ""
     if fmt is None:
         fmt = "json" if text.lstrip().startswith("{") else "toml"
+        guessed = " (format guessed from the content; name the file .toml or .json)"
     if fmt == "json":
         try:
             data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        except _DuplicateKey as exc:
+            raise InvalidModelError(f"{source}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise InvalidModelError(
-                f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+                f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}{guessed}"
             ) from None
         except RecursionError:
             raise InvalidModelError(f"{source}: not valid JSON: nested too deeply") from None
@@ -178,17 +182,21 @@ def parse_text(text: str, fmt: str | None = None, source: str = "<spec>") -> dic
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise InvalidModelError(f"{source}: not valid TOML: {exc}") from None
+            raise InvalidModelError(f"{source}: not valid TOML: {exc}{guessed}") from None
         except RecursionError:
             raise InvalidModelError(f"{source}: not valid TOML: nested too deeply") from None
     raise InvalidModelError(f"unknown spec format {fmt!r}; use 'toml' or 'json'")
+
+
+class _DuplicateKey(Exception):
+    pass
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     out: dict = {}
     for key, value in pairs:
         if key in out:
-            raise InvalidModelError(f"duplicate key {key!r} in a JSON object; give each field once")
+            raise _DuplicateKey(f"duplicate key {key!r} in a JSON object; give each field once")
         out[key] = value
     return out
 
