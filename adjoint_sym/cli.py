@@ -296,30 +296,19 @@ def _problem_markdown(spec: Spec) -> str:
 
 
 def _plot_trajectories(spec: Spec, settings: SolverSettings, out: Path, progress: Progress) -> str:
-    try:
-        from matplotlib.figure import Figure  # the Agg canvas, no GUI backend
-    except ImportError:
-        return "Plots skipped: matplotlib is not installed (`pip install adjoint_sym[plot]`)."
-    from .solve import forward
+    """Save the state and adjoint trajectories next to the report; a note instead without matplotlib."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return "Plots skipped: matplotlib is not installed (`pip install 'adjoint_sym[plot]'`)."
+    from . import plot  # draws on pyplot-free Figures (the Agg canvas): no display needed
 
-    progress.step("plotting the trajectory")
-    problem = spec.problem
-    res = forward(problem, solver=settings.method, rtol=settings.rtol, atol=settings.atol)
-    ts = np.linspace(problem.t0, problem.t1, 400)
-    states = res.at(ts)
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.add_subplot()
-    for i, name in enumerate(spec.system.state_names):
-        (line,) = ax.plot(ts, states[:, i], label=name)
-        targets = getattr(problem.loss, "targets", None)
-        if targets is not None:
-            ax.plot(problem.times, targets[:, i], "o", color=line.get_color(), label=f"{name} targets")
-    ax.set_xlabel(str(spec.system.t))
-    ax.set_ylabel("state h(t)")
-    ax.set_title(f"{spec.name}: state trajectories")
-    ax.legend()
-    fig.savefig(out / "trajectories.png", dpi=120)
-    return "![state trajectories h(t)](trajectories.png)"
+    progress.step("plotting the state and adjoint trajectories")
+    options = {"solver": settings.method, "rtol": settings.rtol, "atol": settings.atol}
+    plot.trajectories(spec.problem, **options).savefig(out / "trajectories.png", dpi=120)
+    plot.adjoint_trajectories(spec.problem, **options).savefig(out / "adjoint.png", dpi=120)
+    return (
+        "![state trajectories h(t)](trajectories.png)\n\n"
+        "![adjoint a(t) and a_theta(t), integrated from t1 back to t0](adjoint.png)"
+    )
 
 
 def cmd_derivations(args: argparse.Namespace, progress: Progress) -> int:
