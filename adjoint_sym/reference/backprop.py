@@ -214,7 +214,8 @@ def backprop_gradient(
     Returns
     -------
     Gradient
-        ``stats["steps"]`` is the number of steps taken.
+        ``stats["steps"]`` is the number of steps taken; ``stats["fixed_steps"]`` marks
+        a fixed grid (its error follows the step size, not ``rtol``).
 
     Examples
     --------
@@ -240,7 +241,9 @@ def backprop_gradient(
         "wall_time": _time.perf_counter() - started,
     }
     if steps is None:
-        stats["accuracy"] = rtol
+        stats["accuracy"] = rtol  # adaptive steps: the discrete gradient is as accurate as the solve
+    else:
+        stats["fixed_steps"] = True  # accuracy set by the step, not by rtol
     return gradient_from_vector(problem, loss.value, g, "backprop", stats)
 
 

@@ -1,0 +1,694 @@
+"""The gradient checker: every route to ``dL/dx``, compared quantity by quantity.
+
+:func:`check` runs several methods (adjoints and references), compares each quantity
+(every ``dL/dh0`` entry, every parameter entry, ``dL/dt0``, ``dL/dt1`` or ``dL/dt_i``)
+against the best reference available (complex step, then forward sensitivities, then
+finite differences) and explains every disagreement.  :func:`compare` checks a gradient
+computed elsewhere; :func:`assert_gradients_agree` raises with the table;
+:func:`convergence_study` shows errors shrinking with the tolerance and the step.
+
+Tolerance model
+---------------
+Two routes agree on quantity ``q`` when
+
+    |g_m(q) - g_r(q)|  <=  C * kappa * (tau_m + tau_r) * (|g_r(q)| + max_G |g_r|)
+
+* ``tau_m`` is the accuracy of method ``m``: the ``rtol`` it ran at for the adjoints,
+  forward sensitivities and adaptive backprop; the tightened solve tolerance for complex
+  step; solver noise over the step for finite differences (each reference reports it in
+  ``stats["accuracy"]``).  Errors of two independent routes add, so the pair gets the sum.
+* ``|g_r(q)| + max_G |g_r|`` mirrors the ``atol + rtol |y|`` that ``solve_ivp`` controls:
+  relative to the quantity itself, with an absolute part set by the largest entry of its
+  group ``G`` (the ``dh0`` entries, the parameters, or the time derivatives; the entries
+  of one group share units).  An entry that cancels to nearly zero is judged against the
+  scale of its group, as the solver judges a state component near zero against ``atol``.
+* ``kappa = max(1, max_i ||dh(t_i)/dh0||_2)`` is the conditioning: how much the flow
+  amplifies a perturbation (a local error) on its way to the loss.  It is 1 for
+  contracting flows and grows like ``exp(lambda T)`` for chaotic ones.  It comes from the
+  forward-sensitivity run, or from a cheap tangent solve when ``"forward"`` is not run.
+* ``C = 100``: ``solve_ivp`` bounds the *local* error per step by the tolerance; the
+  *global* error of embedded Runge-Kutta pairs on non-stiff problems is typically 1 to
+  100 tolerance units (tolerance proportionality; Hairer, Norsett & Wanner, Solving ODEs
+  I, sec. II.4).  Two decades cover that spread; a wrong term (flipped sign, missing
+  jump) misses by ``1 / tau``, six or more decades at the default ``rtol = 1e-8``.
+
+Each failure names the quantity, the method pair, the deviation in units of the allowed
+one, and the likely cause: non-smooth ``f`` (non-analytic functions), chaos (large
+``kappa``), stiffness (explicit solver on a stiff Jacobian), tolerance (within three
+decades of the allowance: tighten ``rtol`` and re-check), or an error in the method
+(far beyond what tolerances explain), with a hint from the pattern (opposite sign, zero).
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import AdjointSymError, GradientMismatchError, InvalidModelError, SolverFailedError
+from .methods import gradient
+from .methods import methods as all_methods
+from .problem import Problem
+from .reference.complex_step import non_analytic_functions
+from .reference.forward import state_growth
+from .result import Gradient
+from .solve import EXPLICIT, check_solver
+
+#: Allowed global error in tolerance units (see the module docstring).
+AGREEMENT = 100.0
+#: Deviations within this factor of the allowance are blamed on tolerances.
+TOLERANCE_BAND = 1e3
+#: Amplification above which a failure is blamed on chaos (ill-conditioning).
+CHAOS_GROWTH = 1e4
+#: ``max |Re lambda(f_h)| * |t1 - t0|`` above which an explicit solver is blamed for stiffness.
+STIFFNESS = 1e3
+
+#: References in order of preference.
+BEST_REFERENCES = ("complex-step", "forward", "finite-difference")
+DEFAULT_METHODS = ("adjoint", "forward", "complex-step", "finite-difference")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One quantity on which a method and the reference disagree beyond the tolerance model."""
+
+    quantity: str
+    method: str
+    reference: str
+    value: float
+    expected: float
+    deviation: float  # |value - expected| / (|expected| + group scale)
+    allowed: float  # C * kappa * (tau_m + tau_r)
+    cause: str
+
+    @property
+    def ratio(self) -> float:
+        """The deviation in units of the allowed one."""
+        return self.deviation / self.allowed if self.allowed else np.inf
+
+    def explain(self) -> str:
+        return (
+            f"{self.quantity}: {self.method} = {self.value:.10g} but {self.reference} = {self.expected:.10g} "
+            f"(deviation {self.deviation:.2e}, allowed {self.allowed:.2e}, {self.ratio:.3g}x the allowance); "
+            f"likely cause: {self.cause}"
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    """The outcome of :func:`check` or :func:`compare`.
+
+    Attributes
+    ----------
+    ok : bool
+        No failures.
+    reference : str
+        The method every other one is compared against.
+    methods : tuple of str
+        Compared methods, reference included.
+    quantities : tuple of str
+        ``dL/dh0[x]``, ``dL/dk``, ``dL/dt0``, ...
+    values : dict
+        ``values[method][quantity]``.
+    errors : dict
+        ``errors[method][quantity]``: relative error ``|g_m - g_r| / |g_r|`` (for display).
+    deviations : dict
+        ``deviations[method][quantity]`` in units of the allowed deviation (pass if <= 1).
+    failures : tuple of Failure
+    accuracies : dict
+        ``tau`` per method.
+    conditioning : float
+        ``kappa``.
+    notes : tuple of str
+        Warnings, skipped methods, backsolve drift.
+    """
+
+    ok: bool
+    reference: str
+    methods: tuple
+    quantities: tuple
+    values: dict
+    errors: dict
+    deviations: dict
+    failures: tuple
+    accuracies: dict
+    conditioning: float
+    notes: tuple = ()
+    gradients: dict = field(default_factory=dict, repr=False, compare=False)
+
+    # -- tables -------------------------------------------------------------------------
+    def table(self) -> list[dict]:
+        """One row per quantity: the reference value, each method's value and relative error."""
+        rows = []
+        for q in self.quantities:
+            row: dict = {"quantity": q, self.reference: self.values[self.reference][q]}
+            for m in self.methods:
+                if m == self.reference:
+                    continue
+                row[m] = self.values[m][q]
+                row[f"{m} rel. error"] = self.errors[m][q]
+                row[f"{m} ok"] = self.deviations[m][q] <= 1.0
+            rows.append(row)
+        return rows
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        others = [m for m in self.methods if m != self.reference]
+        head = ["quantity", f"{self.reference} (reference)"] + [f"{m} (rel. error)" for m in others]
+        body = []
+        for q in self.quantities:
+            cells = [q, f"{self.values[self.reference][q]:.12g}"]
+            for m in others:
+                mark = "" if self.deviations[m][q] <= 1.0 else " FAIL"
+                cells.append(f"{self.values[m][q]:.10g} ({self.errors[m][q]:.1e}){mark}")
+            body.append(cells)
+        return head, body
+
+    def text(self) -> str:
+        """A plain-text table followed by the failures and notes."""
+        head, body = self._cells()
+        widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *body]]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join([self._summary(), "", *lines, *self._explanations()])
+
+    def _summary(self) -> str:
+        verdict = "all methods agree" if self.ok else f"{len(self.failures)} disagreement(s)"
+        taus = ", ".join(f"{m}: {t:.0e}" for m, t in self.accuracies.items())
+        return (
+            f"gradient check: {verdict} (reference: {self.reference}; allowed = {AGREEMENT:g} * kappa * "
+            f"(tau_m + tau_ref), kappa = {self.conditioning:.3g}; tau = {taus})"
+        )
+
+    def _explanations(self) -> list[str]:
+        out = []
+        if self.failures:
+            out += ["", "failures:"] + [f"- {f.explain()}" for f in self.failures]
+        if self.notes:
+            out += ["", "notes:"] + [f"- {n}" for n in self.notes]
+        return out
+
+    def markdown(self) -> str:
+        head, body = self._cells()
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r).replace(" FAIL", " **FAIL**") + " |" for r in body]
+        return "\n".join([f"**{self._summary()}**", "", *lines, *self._explanations()]) + "\n"
+
+    def latex(self) -> str:
+        head, body = self._cells()
+
+        def esc(s: str) -> str:
+            return s.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+
+        lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\hline"]
+        lines.append(" & ".join(esc(h) for h in head) + r" \\ \hline")
+        lines += [" & ".join(esc(c).replace(" FAIL", r" \textbf{FAIL}") for c in r) + r" \\" for r in body]
+        lines += [r"\hline", r"\end{tabular}"]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head, body = self._cells()
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        rows = "".join(
+            "<tr>"
+            + "".join(
+                f"<td style='color:#b00'>{html.escape(c)}</td>" if c.endswith("FAIL") else f"<td>{html.escape(c)}</td>"
+                for c in r
+            )
+            + "</tr>"
+            for r in body
+        )
+        extra = "".join(f"<li>{html.escape(x[2:])}</li>" for x in self._explanations() if x.startswith("- "))
+        return f"<p><b>{html.escape(self._summary())}</b></p><table><tr>{th}</tr>{rows}</table>" + (
+            f"<ul>{extra}</ul>" if extra else ""
+        )
+
+    def as_dict(self) -> dict:
+        """JSON-ready."""
+        return {
+            "ok": self.ok,
+            "reference": self.reference,
+            "methods": list(self.methods),
+            "conditioning": self.conditioning,
+            "accuracies": dict(self.accuracies),
+            "agreement_constant": AGREEMENT,
+            "rows": [{k: (bool(v) if isinstance(v, np.bool_) else v) for k, v in r.items()} for r in self.table()],
+            "failures": [
+                {
+                    "quantity": f.quantity,
+                    "method": f.method,
+                    "reference": f.reference,
+                    "value": f.value,
+                    "expected": f.expected,
+                    "deviation": f.deviation,
+                    "allowed": f.allowed,
+                    "cause": f.cause,
+                }
+                for f in self.failures
+            ],
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def __repr__(self) -> str:
+        return (
+            f"Report(ok={self.ok}, reference={self.reference!r}, methods={self.methods}, failures={len(self.failures)})"
+        )
+
+
+# -- running methods ---------------------------------------------------------------------
+def _accuracy(g: Gradient, rtol: float) -> float:
+    acc = g.stats.get("accuracy")
+    return float(acc) if acc is not None else float(rtol)
+
+
+def _run(prob, method, solver, rtol, atol, options, notes) -> Gradient | None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            g = gradient(prob, method, solver=solver, rtol=rtol, atol=atol, **options.get(method, {}))
+        except InvalidModelError as exc:
+            if method == "complex-step":  # refused (non-analytic f): say so, compare the rest
+                notes.append(f"complex-step skipped: {exc}")
+                return None
+            raise
+    for w in caught:
+        notes.append(f"{method}: {w.message}")
+    if "backsolve_drift" in g.stats:
+        notes.append(
+            f"{method}: backward-reconstructed state drifted {g.stats['backsolve_drift']:.3g} tolerance units "
+            "from the forward one (large values: use method='interpolating')"
+        )
+    if "note" in g.stats:
+        notes.append(f"{method}: {g.stats['note']}")
+    return g
+
+
+def _pick_reference(prob: Problem, solver: str, available: Sequence[str]) -> str:
+    for name in BEST_REFERENCES:
+        if name in available:
+            return name
+    if not non_analytic_functions(prob) and solver in EXPLICIT:
+        return "complex-step"
+    return "forward"
+
+
+def check(
+    prob: Problem,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    *,
+    solver: str = "DOP853",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    reference: str | None = None,
+    options: Mapping[str, dict] | None = None,
+) -> Report:
+    """Compute the gradient by every method in ``methods`` and compare (see the module docstring).
+
+    Parameters
+    ----------
+    prob : Problem
+    methods : sequence of str
+        Names accepted by :func:`adjoint_sym.methods.gradient`.  ``"backprop"`` runs on
+        the steps of an adaptive solve at ``rtol`` (a fine grid) unless ``options`` says
+        otherwise.
+    solver, rtol, atol
+        Passed to every method (references tighten their own solves).
+    reference : str, optional
+        The method to compare against; default the best of ``methods`` (complex step,
+        forward, finite differences), computed in addition if none is listed.
+    options : mapping, optional
+        Per-method keyword options, e.g. ``{"backprop": {"scheme": "rk4", "steps": 400}}``.
+
+    Returns
+    -------
+    Report
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("x**2"))
+    >>> report = check(prob, ["adjoint", "forward", "complex-step"])
+    >>> report.ok, report.reference
+    (True, 'complex-step')
+    """
+    check_solver(solver)
+    methods = list(dict.fromkeys(methods))
+    unknown = [m for m in methods if m not in all_methods()]
+    if unknown:
+        raise InvalidModelError(f"unknown method {unknown[0]!r}; choose among {', '.join(all_methods())}")
+    options = dict(options or {})
+    notes: list[str] = []
+    grads: dict[str, Gradient] = {}
+    for m in methods:
+        g = _run(prob, m, solver, rtol, atol, options, notes)
+        if g is not None:
+            grads[m] = g
+    ref = reference or _pick_reference(prob, solver, list(grads))
+    if ref not in grads:
+        g = _run(prob, ref, solver, rtol, atol, options, notes)
+        if g is None:  # complex-step refused: forward sensitivities always apply
+            ref = "forward"
+            g = _run(prob, ref, solver, rtol, atol, options, notes)
+        grads[ref] = g
+    accuracies = {m: _accuracy(g, rtol) for m, g in grads.items()}
+    kappa = _conditioning(prob, grads, solver, rtol, atol)
+    return _compare(prob, grads, ref, accuracies, kappa, solver, notes)
+
+
+def compare(
+    prob: Problem,
+    candidate: Gradient,
+    reference_methods: Sequence[str] = ("complex-step",),
+    *,
+    solver: str = "DOP853",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    candidate_rtol: float | None = None,
+    label: str | None = None,
+) -> Report:
+    """Check a gradient computed elsewhere against references.
+
+    Parameters
+    ----------
+    prob : Problem
+    candidate : Gradient
+        The gradient under test.
+    reference_methods : sequence of str
+        The first is the reference; the others are compared too.
+    candidate_rtol : float, optional
+        The accuracy ``tau`` of the candidate; default ``candidate.stats["accuracy"]`` or ``rtol``.
+    label : str, optional
+        The candidate's column name; default ``"candidate (<method>)"``.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss, gradient
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("x**2"))
+    >>> good = gradient(prob, "forward")
+    >>> compare(prob, good).ok
+    True
+    >>> bad = dataclasses.replace(good, dparams={"k": -good.dparams["k"]})
+    >>> compare(prob, bad).failures[0].quantity
+    'dL/dk'
+    """
+    check_solver(solver)
+    notes: list[str] = []
+    name = label or f"candidate ({candidate.method})"
+    grads: dict[str, Gradient] = {name: candidate}
+    accuracies = {name: float(candidate_rtol) if candidate_rtol is not None else _accuracy(candidate, rtol)}
+    ref = None
+    for m in reference_methods:
+        g = _run(prob, m, solver, rtol, atol, {}, notes)
+        if g is not None:
+            grads[m] = g
+            accuracies[m] = _accuracy(g, rtol)
+            ref = ref or m
+    if ref is None:
+        ref = "forward"
+        grads[ref] = _run(prob, ref, solver, rtol, atol, {}, notes)
+        accuracies[ref] = _accuracy(grads[ref], rtol)
+    kappa = _conditioning(prob, grads, solver, rtol, atol)
+    return _compare(prob, grads, ref, accuracies, kappa, solver, notes)
+
+
+def assert_gradients_agree(prob: Problem, methods: Sequence[str] = DEFAULT_METHODS, **kwargs) -> Report:
+    """:func:`check`, raising :class:`GradientMismatchError` (an ``AssertionError``) with the table.
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("x**2"))
+    >>> assert_gradients_agree(prob, ["adjoint", "complex-step"]).ok
+    True
+    """
+    report = check(prob, methods, **kwargs)
+    if not report.ok:
+        raise GradientMismatchError(report.text())
+    return report
+
+
+# -- comparing ---------------------------------------------------------------------------
+def _conditioning(prob, grads, solver, rtol, atol) -> float:
+    if "forward" in grads and "growth" in grads["forward"].stats:
+        return max(1.0, float(grads["forward"].stats["growth"]))
+    try:
+        return max(1.0, state_growth(prob, solver=solver, rtol=rtol, atol=atol))
+    except SolverFailedError:
+        return 1.0
+
+
+def _group(quantity: str) -> str:
+    if quantity.startswith("dL/dh0["):
+        return "h0"
+    if quantity in ("dL/dt0", "dL/dt1") or quantity.startswith("dL/dt_obs["):
+        return "time"
+    return "params"
+
+
+def _stiffness(prob: Problem) -> float:
+    try:
+        J = prob.kernels.jac_h(prob.t0, prob.h0, prob.theta)
+        lam = np.linalg.eigvals(np.asarray(J, dtype=float))
+    except (AdjointSymError, np.linalg.LinAlgError, ValueError):
+        return 0.0
+    return float(np.max(np.abs(lam.real), initial=0.0) * abs(prob.t1 - prob.t0))
+
+
+def _compare(prob, grads, ref, accuracies, kappa, solver, notes) -> Report:
+    names = prob.system.state_names
+    values = {m: g.quantities(names) for m, g in grads.items()}
+    quantities = tuple(values[ref])
+    for m, vals in values.items():
+        if tuple(vals) != quantities:
+            raise InvalidModelError(f"{m} reports quantities {list(vals)} but {ref} reports {list(quantities)}")
+    refv = values[ref]
+    scale: dict[str, float] = {}
+    for q in quantities:
+        scale[_group(q)] = max(scale.get(_group(q), 0.0), abs(refv[q]))
+    smooth = non_analytic_functions(prob)
+    stiffness = _stiffness(prob) if solver in EXPLICIT else 0.0
+    errors: dict = {}
+    deviations: dict = {}
+    failures: list[Failure] = []
+    for m in grads:
+        if m == ref:
+            continue
+        allowed = AGREEMENT * kappa * (accuracies[m] + accuracies[ref])
+        errors[m], deviations[m] = {}, {}
+        for q in quantities:
+            v, r = values[m][q], refv[q]
+            diff = abs(v - r)
+            denom = abs(r) + scale[_group(q)]
+            dev = diff / denom if denom > 0 else (0.0 if diff == 0 else np.inf)
+            errors[m][q] = diff / abs(r) if r != 0 else (0.0 if diff == 0 else np.inf)
+            deviations[m][q] = dev / allowed
+            if not dev <= allowed:  # catches NaN too
+                fixed = bool(grads[m].stats.get("fixed_steps"))
+                cause = _cause(prob, q, v, r, dev / allowed, kappa, smooth, stiffness, m, ref, fixed)
+                failures.append(Failure(q, m, ref, v, r, dev, allowed, cause))
+    deviations[ref] = dict.fromkeys(quantities, 0.0)
+    errors[ref] = dict.fromkeys(quantities, 0.0)
+    order = [m for m in grads if m != ref]
+    return Report(
+        ok=not failures,
+        reference=ref,
+        methods=(ref, *order),
+        quantities=quantities,
+        values=values,
+        errors=errors,
+        deviations=deviations,
+        failures=tuple(failures),
+        accuracies=dict(accuracies),
+        conditioning=kappa,
+        notes=tuple(notes),
+        gradients=dict(grads),
+    )
+
+
+def _cause(prob, q, v, r, ratio, kappa, non_analytic, stiffness, method, ref, fixed_steps=False) -> str:
+    if fixed_steps:
+        return (
+            "discretization: backprop differentiates a fixed-step solve, whose error shrinks like "
+            "step^order, not with rtol; use more steps or the default adaptive steps (steps=None)"
+        )
+    if non_analytic:
+        fns = ", ".join(sorted({fn for _, fn in non_analytic}))
+        return (
+            f"non-smooth f: the problem uses {fns}, whose derivative jumps; methods differ where the "
+            "trajectory crosses a kink (use a smooth surrogate such as softplus)"
+        )
+    if kappa >= CHAOS_GROWTH:
+        return (
+            f"chaos: the flow amplifies perturbations by kappa = {kappa:.3g}, so gradients over this span are "
+            "ill-conditioned; shorten the time span (or split it, multiple shooting)"
+        )
+    if stiffness >= STIFFNESS:
+        return (
+            f"stiffness: |lambda| * span = {stiffness:.3g} with an explicit solver; use solver='BDF', "
+            "'Radau' or 'LSODA'"
+        )
+    if ratio <= TOLERANCE_BAND:
+        fd = "finite-difference" in (method, ref)
+        return "tolerance: within three decades of what the tolerances explain; tighten rtol and re-check" + (
+            " (finite differences are the least accurate route)" if fd else ""
+        )
+    hint = "far beyond what tolerances explain: an error in the method"
+    if r != 0 and abs(v + r) <= 1e-3 * abs(r):
+        hint += " (the sign is flipped)"
+    elif v == 0 and r != 0:
+        hint += " (the value is zero: a term is missing)"
+    if q == "dL/dt0" or q.startswith("dL/dt_obs"):
+        hint += "; check the a_t block (its -a^T f_t integrand and its jumps)"
+    elif not prob.is_final_loss:
+        hint += "; check the jumps dL/dh(t_i) added to the adjoint at each observation time"
+    return hint
+
+
+# -- convergence -------------------------------------------------------------------------
+def relative_error(g: Gradient, ref: Gradient, state_names=None) -> float:
+    """``max_q |g(q) - ref(q)| / (|ref(q)| + max_G |ref|)``: the checker's normalized error."""
+    a, b = g.quantities(state_names), ref.quantities(state_names)
+    scale: dict[str, float] = {}
+    for q, r in b.items():
+        scale[_group(q)] = max(scale.get(_group(q), 0.0), abs(r))
+    worst = 0.0
+    for q, r in b.items():
+        denom = abs(r) + scale[_group(q)]
+        err = abs(a[q] - r) / denom if denom else abs(a[q] - r)
+        worst = max(worst, err)
+    return worst
+
+
+@dataclass(frozen=True)
+class ConvergenceStudy:
+    """Errors against a tight reference as tolerances and steps shrink.
+
+    Attributes
+    ----------
+    rtols : ndarray
+    errors : dict
+        ``errors[method]``: :func:`relative_error` against the reference at each ``rtol``.
+    steps : ndarray
+        Step counts of the fixed-step backprop runs.
+    backprop_vs_adjoint : ndarray
+        Distance between backprop (discretize-then-optimize) with ``steps[k]`` steps and
+        the adjoint (optimize-then-discretize) at the tightest ``rtol``.
+    backprop_order : float
+        Fitted slope of ``log(distance)`` against ``log(step size)``: the scheme's order.
+    """
+
+    rtols: np.ndarray
+    errors: dict
+    steps: np.ndarray
+    backprop_vs_adjoint: np.ndarray
+    backprop_order: float
+    reference: str
+    scheme: str
+
+    def as_dict(self) -> dict:
+        return {
+            "rtols": self.rtols.tolist(),
+            "errors": {m: v.tolist() for m, v in self.errors.items()},
+            "steps": self.steps.tolist(),
+            "backprop_vs_adjoint": self.backprop_vs_adjoint.tolist(),
+            "backprop_order": self.backprop_order,
+            "reference": self.reference,
+            "scheme": self.scheme,
+        }
+
+    def markdown(self) -> str:
+        methods = list(self.errors)
+        lines = ["| rtol | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
+        for i, r in enumerate(self.rtols):
+            lines.append(f"| {r:.0e} | " + " | ".join(f"{self.errors[m][i]:.2e}" for m in methods) + " |")
+        lines += ["", f"| steps | backprop ({self.scheme}) vs adjoint |", "|---|---|"]
+        lines += [f"| {int(n)} | {d:.2e} |" for n, d in zip(self.steps, self.backprop_vs_adjoint)]
+        lines.append(f"\nfitted order of backprop -> adjoint: {self.backprop_order:.2f}")
+        return "\n".join(lines) + "\n"
+
+    def plot(self, ax=None):
+        """Two log-log panels (needs matplotlib: ``pip install adjoint_sym[plot]``)."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImportError("plotting needs matplotlib: pip install 'adjoint_sym[plot]'") from None
+        if ax is None:
+            _, ax = plt.subplots(1, 2, figsize=(10, 4))
+        for m, e in self.errors.items():
+            ax[0].loglog(self.rtols, np.maximum(e, 1e-17), "o-", label=m)
+        ax[0].set(xlabel="rtol", ylabel=f"error vs {self.reference}", title="error against tolerance")
+        ax[0].invert_xaxis()
+        ax[0].legend()
+        ax[1].loglog(self.steps, self.backprop_vs_adjoint, "o-", label=f"backprop ({self.scheme})")
+        ax[1].set(xlabel="steps", ylabel="|backprop - adjoint|", title="discretize vs optimize first")
+        ax[1].legend()
+        return ax
+
+
+def convergence_study(
+    prob: Problem,
+    methods: Sequence[str] = ("adjoint", "forward"),
+    rtols: Sequence[float] = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10),
+    *,
+    solver: str = "DOP853",
+    reference: str | None = None,
+    steps: Sequence[int] = (4, 8, 16, 32, 64),
+    scheme: str = "rk4",
+) -> ConvergenceStudy:
+    """Errors of ``methods`` against a tight reference as ``rtol`` sweeps, and backprop
+    with ``steps`` fixed steps of ``scheme`` converging to the adjoint.
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("x**2"))
+    >>> study = convergence_study(prob, ["adjoint"], rtols=[1e-4, 1e-8], steps=[4, 8, 16])
+    >>> bool(study.errors["adjoint"][1] < study.errors["adjoint"][0])
+    True
+    >>> round(study.backprop_order)  # RK4
+    4
+    """
+    ref_name = reference or _pick_reference(prob, solver, [])
+    tight = min(rtols)
+    ref = gradient(prob, ref_name, solver=solver, rtol=tight * 1e-2, atol=1e-14)
+    names = prob.system.state_names
+    errors = {}
+    for m in methods:
+        errors[m] = np.array(
+            [relative_error(gradient(prob, m, solver=solver, rtol=r, atol=r * 1e-2), ref, names) for r in rtols]
+        )
+    adj = gradient(prob, "adjoint", solver=solver, rtol=tight, atol=tight * 1e-2)
+    dist = np.array(
+        [relative_error(gradient(prob, "backprop", scheme=scheme, steps=int(n)), adj, names) for n in steps]
+    )
+    good = dist > 0
+    order = (
+        float(-np.polyfit(np.log(np.asarray(steps, float)[good]), np.log(dist[good]), 1)[0])
+        if good.sum() > 1
+        else float("nan")
+    )
+    return ConvergenceStudy(np.asarray(rtols, float), errors, np.asarray(steps), dist, order, ref_name, scheme)
+
+
+__all__ = [
+    "AGREEMENT",
+    "BEST_REFERENCES",
+    "ConvergenceStudy",
+    "Failure",
+    "Report",
+    "assert_gradients_agree",
+    "check",
+    "compare",
+    "convergence_study",
+    "relative_error",
+]
