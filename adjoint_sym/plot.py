@@ -72,7 +72,8 @@ def trajectories(
     """The state ``h(t)`` from ``t0`` to ``t1``, one line per state entry.
 
     Observation targets of an :class:`~adjoint_sym.loss.ObservationLoss` are drawn as
-    markers (one scatter labelled ``targets``).
+    markers in the colour of their state's line (one scatter per state, labelled
+    ``"<state> targets"``).
 
     Parameters
     ----------
@@ -105,16 +106,15 @@ def trajectories(
     times = np.linspace(problem.t0, problem.t1, max(int(points), 2))
     states = np.real(fwd.at(times))
     names = problem.system.state_names
-    for j, name in enumerate(names):
-        ax.plot(times, states[:, j], label=name)
     targets = getattr(problem.loss, "targets", None)
-    if targets is not None:
-        obs = np.repeat(problem.times, targets.shape[1])
-        ax.scatter(obs, targets.reshape(-1), marker="o", s=18, color="black", zorder=3, label="targets")
+    for j, name in enumerate(names):
+        (line,) = ax.plot(times, states[:, j], label=name)
+        if targets is not None:
+            ax.scatter(problem.times, targets[:, j], color=line.get_color(), s=18, zorder=3, label=f"{name} targets")
     ax.set_xlabel("t")
     ax.set_ylabel("h(t)")
     ax.set_title(f"State of {problem.system.name or 'the system'}")
-    _finish(ax, len(names) + (targets is not None))
+    _finish(ax, len(names) * (1 + (targets is not None)))
     return fig
 
 

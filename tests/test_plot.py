@@ -91,9 +91,11 @@ def test_trajectories_one_line_per_state_and_targets_as_markers():
     fig = trajectories(prob)
     ax = fig.axes[0]
     assert [line.get_label() for line in ax.get_lines()] == ["x", "y"]
-    (scatter,) = ax.collections
-    np.testing.assert_array_equal(np.sort(scatter.get_offsets()[:, 1]), np.sort(np.ravel(targets)))
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["x", "y", "targets"]
+    x_dots, y_dots = ax.collections
+    np.testing.assert_array_equal(x_dots.get_offsets(), [[0.5, 1.0], [1.0, 0.8]])
+    np.testing.assert_array_equal(y_dots.get_offsets(), [[0.5, 0.5], [1.0, 0.9]])
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["x", "x targets", "y", "y targets"]
 
 
 def test_trajectories_matrix_level_names_and_given_axes():
