@@ -14,7 +14,9 @@ by ``t = a + s (b - a)``, so that
 
 The solver's time argument ``s`` stays real while ``a`` and ``b`` may be perturbed,
 into complex values too; each segment's end is a solver endpoint, never an interpolated
-value.  Moving ``t0`` keeps ``h0`` fixed; moving ``t_i`` moves only that observation.
+value.  Moving ``t0`` keeps ``h0`` fixed; moving ``t_i`` moves only that observation: the
+trajectory runs through the unmoved ``t_i`` and a short extra solve reaches the moved
+one.
 
 Central differences use a step scaled to each variable, ``delta_j = eps^(1/3)
 max(|x_j|, 1)`` (balances the O(delta^2) truncation against the O(noise/delta) error
@@ -90,35 +92,47 @@ def trajectory(
     atol: float,
     counter: list | None = None,
 ) -> np.ndarray:
-    """States at the observation times, shape (N, n), for inputs ``x`` (real or complex)."""
+    """States at the observation times, shape (N, n), for inputs ``x`` (real or complex).
+
+    The trajectory runs from ``(t0, h0)`` of ``x`` through the problem's own observation
+    times; an observation time moved by ``x`` is reached by a short extra solve from
+    the unmoved one.  Moving ``t_i`` thus moves that observation only, exactly as the
+    derivative is defined, and the later segments are not re-discretized (which would
+    leave a discretization difference of the size of the tolerance in ``dL/dt_i``).
+    """
     h0, theta, t0, times = split_inputs(problem, x)
     f = problem.kernels.f.fn
-    jac = None
     implicit_jac = solver in IMPLICIT and not problem.system.is_matrix_level
     jh = problem.kernels.jac_h.fn if implicit_jac else None
+
+    def flow(y, start, end):
+        length = end - start
+        if length == 0:
+            return y
+
+        def fun(s, y):
+            return length * f(start + s * length, y, theta)
+
+        jac = None
+        if implicit_jac:
+
+            def jac(s, y):
+                return length * jh(start + s * length, y, theta)
+
+        res = integrate(
+            fun, (0.0, 1.0), y, solver=solver, rtol=rtol, atol=atol, jac=jac, dense=False, what="reference solve"
+        )
+        if counter is not None:
+            counter[0] += res.nfev
+        return res.y[:, -1]
+
     y = np.asarray(h0)
     out = np.empty((len(times), problem.system.n), dtype=np.result_type(x, float))
     start = t0
-    for i, end in enumerate(times):
-        length = end - start
-        if length != 0:
-
-            def fun(s, y, start=start, length=length):
-                return length * f(start + s * length, y, theta)
-
-            if implicit_jac:
-
-                def jac(s, y, start=start, length=length):
-                    return length * jh(start + s * length, y, theta)
-
-            res = integrate(
-                fun, (0.0, 1.0), y, solver=solver, rtol=rtol, atol=atol, jac=jac, dense=False, what="reference solve"
-            )
-            if counter is not None:
-                counter[0] += res.nfev
-            y = res.y[:, -1]
-        out[i] = y
-        start = end
+    for i, base in enumerate(problem.times):
+        y = flow(y, start, base)
+        out[i] = flow(y, base, times[i]) if times[i] != base else y
+        start = base
     return out
 
 

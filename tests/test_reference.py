@@ -1,0 +1,265 @@
+"""The reference gradients against closed forms, against each other, and for independence.
+
+Closed-form gradients come from SymPy differentiating the known solution of the ODE,
+never from the code under test.  Tolerances are in solver units: ``err / (rtol * |ref|)``
+against a constant justified where it is used.
+"""
+
+import ast
+import pathlib
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from adjoint_sym import CallableLoss, FinalLoss, InvalidModelError, ObservationLoss, ODESystem, Problem
+from adjoint_sym.builders import lotka_volterra, neural_ode
+from adjoint_sym.methods import gradient, methods
+from adjoint_sym.reference import REFERENCES
+from adjoint_sym.reference.backprop import complex_step_discrete, make_grids, tableau
+from adjoint_sym.reference.complex_step import non_analytic_functions
+from adjoint_sym.reference.finite_difference import input_vector
+from adjoint_sym.reference.taylor import gradient_vector, taylor_test
+
+REFERENCE_DIR = pathlib.Path(__file__).parents[1] / "adjoint_sym" / "reference"
+
+# -- closed forms -----------------------------------------------------------------------
+
+
+def decay_problem(k=0.7, x0=1.3, t0=0.2, t1=2.0):
+    system = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    return Problem(system, [x0], {"k": k}, t0, t1, FinalLoss("x**2"))
+
+
+def decay_exact(k=0.7, x0=1.3, t0=0.2, t1=2.0):
+    """dL/dx0 = 2 x0 e^{-2kT}, dL/dk = -2T x0^2 e^{-2kT}, dL/dt1 = -2k x(T)^2 = -dL/dt0."""
+    T = t1 - t0
+    xT = x0 * np.exp(-k * T)
+    return np.array([2 * x0 * np.exp(-2 * k * T), -2 * T * x0**2 * np.exp(-2 * k * T), 2 * k * xT**2, -2 * k * xT**2])
+
+
+def logistic_problem():
+    system = ODESystem.from_strings(["x"], ["r", "K"], "t", ["r*x*(1 - x/K)"])
+    loss = ObservationLoss([0.5, 1.2, 2.0], expr=["(x - 0.4)**2", "(x - 0.9)**2 + t*x", "x**3"])
+    return Problem(system, [0.3], {"r": 1.4, "K": 1.7}, 0.1, 2.0, loss)
+
+
+def logistic_exact(prob):
+    """The gradient by SymPy differentiation of the closed-form logistic solution."""
+    x0, r, K, t0 = sp.symbols("x0 r K t0")
+    ts = sp.symbols("t1:4")
+
+    def x(t):
+        e = sp.exp(r * (t - t0))
+        return K * x0 * e / (K + x0 * (e - 1))
+
+    exprs = [(x(ts[0]) - sp.Float("0.4")) ** 2, (x(ts[1]) - sp.Float("0.9")) ** 2 + ts[1] * x(ts[1]), x(ts[2]) ** 3]
+    L = sum(exprs)
+    variables = [x0, r, K, t0, *ts]
+    values = dict(zip(variables, [*prob.h0, *prob.theta, prob.t0, *prob.times]))
+    return np.array([float(sp.diff(L, v).subs(values)) for v in variables])
+
+
+def rel(a, b):
+    return np.max(np.abs(np.asarray(a) - b) / np.abs(b))
+
+
+# Each reference against the closed form, with the accuracy it promises.  The constants
+# are global-error factors (a solve at rtol carries a few hundred rtol at most on these
+# short, contracting problems).
+CASES = [
+    ("forward", {"rtol": 1e-11, "atol": 1e-13}, 1e-8),  # 1000 rtol: global error of the joint solve
+    ("complex-step", {}, 1e-12),  # the issue's target: solves at 1e-13, no cancellation
+    ("finite-difference", {}, 1e-7),  # noise 1e-12 / step 7e-4 ~ 1.4e-9, with margin
+    ("backprop", {"rtol": 1e-11, "atol": 1e-13}, 1e-8),  # adaptive DOP853 grid at 1e-11
+]
+
+
+@pytest.mark.parametrize(("method", "kw", "bound"), CASES)
+def test_reference_matches_exponential_decay(method, kw, bound):
+    prob = decay_problem()
+    g = gradient(prob, method, **kw)
+    got = [g.dh0[0], g.dparams["k"], g.dt0, g.dt1]
+    assert rel(got, decay_exact()) < bound, (method, got)
+    assert g.method == method
+
+
+@pytest.mark.parametrize(("method", "kw", "bound"), CASES)
+def test_reference_matches_logistic_observation_loss(method, kw, bound):
+    prob = logistic_problem()
+    g = gradient(prob, method, **kw)
+    exact = logistic_exact(prob)
+    assert g.dt1 is None and g.dtimes is not None
+    assert rel(gradient_vector(prob, g), exact) < bound, method
+
+
+def test_complex_step_reaches_1e_12_on_a_nonlinear_two_state_system():
+    # Lotka-Volterra has no closed form: compare with the forward reference at 1e-13 and
+    # with finite differences, then the decay closed form sets the bar.
+    prob = decay_problem(k=1.9, x0=0.4, t0=-1.0, t1=1.5)
+    g = gradient(prob, "complex-step")
+    assert rel([g.dh0[0], g.dparams["k"], g.dt0, g.dt1], decay_exact(1.9, 0.4, -1.0, 1.5)) <= 1e-12
+
+
+def test_complex_step_agrees_with_forward_on_lotka_volterra():
+    prob = Problem(lotka_volterra(), [1.0, 0.8], {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}, 0.0, 1.0, FinalLoss("x*y"))
+    cs = gradient_vector(prob, gradient(prob, "complex-step"))
+    fw = gradient_vector(prob, gradient(prob, "forward", rtol=1e-12, atol=1e-14))
+    assert rel(cs, fw) < 1e-9  # the forward solve at 1e-12 is the looser of the two
+
+
+def test_backward_time_span_is_supported():
+    prob = decay_problem(t0=2.0, t1=0.2)  # integrate backward: x(T) = x0 e^{+k 1.8}
+    g = gradient(prob, "complex-step")
+    k, x0, T = 0.7, 1.3, -1.8
+    xT = x0 * np.exp(-k * T)
+    assert rel([g.dh0[0], g.dt1], [2 * x0 * np.exp(-2 * k * T), -2 * k * xT**2]) < 1e-12
+
+
+# -- complex step: where it does not apply ----------------------------------------------
+
+
+def test_complex_step_refuses_non_analytic_rhs_naming_the_function():
+    system = ODESystem.from_strings(["x"], ["k"], "t", ["-k*max(x, 0)"])
+    prob = Problem(system, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("x**2"))
+    with pytest.raises(InvalidModelError, match=r"Max in the right-hand side.*forward"):
+        gradient(prob, "complex-step")
+
+
+def test_complex_step_refuses_non_analytic_loss_naming_the_function():
+    prob = Problem(decay_problem().system, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("abs(x)"))
+    assert non_analytic_functions(prob) == [("the loss", "Abs")]
+    with pytest.raises(InvalidModelError, match="Abs in the loss"):
+        gradient(prob, "complex-step")
+
+
+def test_complex_step_with_implicit_solver_falls_back_and_says_so():
+    g = gradient(decay_problem(), "complex-step", solver="BDF")
+    assert "DOP853" in g.stats["note"] and "BDF" in g.stats["note"]
+    assert rel([g.dh0[0], g.dparams["k"], g.dt0, g.dt1], decay_exact()) < 1e-12
+
+
+def test_callable_loss_is_complex_stepped_through_the_chain_rule():
+    def value(states, theta):
+        return float(np.sum(states**2))
+
+    def grad(states, theta):
+        return 2 * states, np.zeros(1)
+
+    system = decay_problem().system
+    prob = Problem(system, [1.3], {"k": 0.7}, 0.2, 2.0, CallableLoss(value, grad))
+    g = gradient(prob, "complex-step")
+    assert rel([g.dh0[0], g.dparams["k"], g.dt0, g.dt1], decay_exact()) < 1e-12
+
+
+# -- backprop: the gradient of the discrete computation ---------------------------------
+
+
+def nonautonomous_problem():
+    system = ODESystem.from_strings(["x", "y"], ["k", "c"], "t", ["-k*x + y*sin(t)", "c*x - y**2"])
+    loss = ObservationLoss([0.0, 0.6, 1.4], expr="x**2 + t*y")  # an observation at t0 too
+    return Problem(system, [0.9, -0.4], {"k": 0.8, "c": 1.3}, 0.0, 1.4, loss)
+
+
+@pytest.mark.parametrize("scheme", ["euler", "rk4"])
+@pytest.mark.parametrize("steps", [1, 3, 17])
+def test_backprop_equals_complex_step_through_the_same_discrete_solver(scheme, steps):
+    prob = nonautonomous_problem()
+    g = gradient(prob, "backprop", scheme=scheme, steps=steps)
+    cs = complex_step_discrete(prob, scheme=scheme, grids=make_grids(prob, tableau(scheme), steps))
+    assert g.stats["steps"] >= steps
+    # both are exact derivatives of the same arithmetic: they differ by rounding only
+    assert rel(gradient_vector(prob, g), cs) <= 1e-12
+
+
+@pytest.mark.parametrize("scheme", ["RK23", "RK45", "DOP853"])
+def test_backprop_through_recorded_adaptive_steps(scheme):
+    prob = decay_problem()
+    g = gradient(prob, "backprop", scheme=scheme, rtol=1e-6, atol=1e-9)
+    grids = make_grids(prob, tableau(scheme), None, rtol=1e-6, atol=1e-9)
+    cs = complex_step_discrete(prob, scheme=scheme, grids=grids)
+    assert rel(gradient_vector(prob, g), cs) <= 1e-12
+    assert rel(gradient_vector(prob, g), decay_exact()) < 1e-3  # 1000 rtol: global error at 1e-6
+
+
+def test_backprop_converges_to_the_continuous_gradient_at_the_order_of_the_scheme():
+    exact = decay_exact()
+    errors = [
+        rel(gradient_vector(decay_problem(), gradient(decay_problem(), "backprop", scheme="rk4", steps=n)), exact)
+        for n in (8, 16, 32)
+    ]
+    ratios = np.array(errors[:-1]) / np.array(errors[1:])
+    assert np.all((ratios > 12) & (ratios < 20)), ratios  # 2^4 = 16 for RK4
+
+
+def test_backprop_of_one_euler_step_is_the_hand_computed_derivative():
+    # x1 = x0 (1 - k T): L = x0^2 (1 - k T)^2, dL/dk = -2 T x0^2 (1 - k T)
+    g = gradient(decay_problem(), "backprop", scheme="euler", steps=1)
+    k, x0, T = 0.7, 1.3, 1.8
+    assert g.dparams["k"] == pytest.approx(-2 * T * x0**2 * (1 - k * T), rel=1e-14)
+    assert g.dt1 == pytest.approx(-2 * k * x0**2 * (1 - k * T), rel=1e-14)
+
+
+def test_backprop_messages():
+    prob = decay_problem()
+    with pytest.raises(InvalidModelError, match="'rk4' has no error estimate to choose steps; pass steps=N"):
+        gradient(prob, "backprop", scheme="rk4")
+    with pytest.raises(InvalidModelError, match="unknown scheme 'rk5'"):
+        gradient(prob, "backprop", scheme="rk5", steps=3)
+    with pytest.raises(InvalidModelError, match="steps must be a positive integer"):
+        gradient(prob, "backprop", scheme="rk4", steps=0)
+
+
+def test_backprop_on_a_matrix_level_neural_ode():
+    prob = Problem(neural_ode(2, time="input"), [0.5, -0.3], np.linspace(-1, 1, 8), 0.0, 1.0, FinalLoss("h[0]**2"))
+    g = gradient(prob, "backprop", scheme="rk4", steps=5)
+    cs = complex_step_discrete(prob, scheme="rk4", grids=make_grids(prob, tableau("rk4"), 5))
+    assert rel(gradient_vector(prob, g), cs) <= 1e-12
+
+
+# -- Taylor test ------------------------------------------------------------------------
+
+
+def test_taylor_test_accepts_a_correct_gradient_at_order_two():
+    prob = nonautonomous_problem()
+    res = taylor_test(prob, gradient(prob, "forward", rtol=1e-10, atol=1e-12))
+    assert res.ok and 1.9 < res.fitted_order < 2.1
+
+
+def test_taylor_test_rejects_a_wrong_gradient_at_order_one():
+    import dataclasses
+
+    prob = nonautonomous_problem()
+    good = gradient(prob, "forward", rtol=1e-10, atol=1e-12)
+    bad = dataclasses.replace(good, dt0=-good.dt0)  # one flipped sign among 8 entries
+    res = taylor_test(prob, bad)
+    assert not res.ok and 0.9 < res.fitted_order < 1.2, res
+
+
+def test_taylor_test_checks_the_direction_shape():
+    prob = decay_problem()
+    with pytest.raises(ValueError, match="direction must have 4 entries"):
+        taylor_test(prob, gradient(prob, "forward"), direction=np.ones(3))
+
+
+# -- registration and independence ------------------------------------------------------
+
+
+def test_references_are_registered_without_extra_imports():
+    assert set(REFERENCES) == {"forward", "complex-step", "finite-difference", "backprop"}
+    assert set(REFERENCES) <= set(methods())
+    assert len(input_vector(decay_problem())) == 4
+
+
+@pytest.mark.parametrize("path", sorted(REFERENCE_DIR.glob("*.py")), ids=lambda p: p.name)
+def test_references_never_import_the_adjoint_code(path):
+    tree = ast.parse(path.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+            imported.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names)
+    forbidden = [m for m in imported if any(part in ("adjoint", "gradients", "methods") for part in m.split("."))]
+    assert not forbidden, f"{path.name} imports {forbidden}"
