@@ -1,0 +1,291 @@
+"""The checker passes correct adjoints and catches deliberately broken ones, usefully."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from adjoint_sym import FinalLoss, GradientMismatchError, ObservationLoss, ODESystem, Problem
+from adjoint_sym.builders import lotka_volterra, neural_ode
+from adjoint_sym.reference import REFERENCES
+from adjoint_sym.result import Gradient
+from adjoint_sym.solve import forward
+from adjoint_sym.verify import (
+    AGREEMENT,
+    _cause,
+    assert_gradients_agree,
+    check,
+    compare,
+    convergence_study,
+    relative_error,
+)
+
+
+def nonautonomous_problem(final: bool = False) -> Problem:
+    # f depends on t, so the a_t integrand -a^T f_t matters; three observations, so do the jumps
+    system = ODESystem.from_strings(["x", "y"], ["k", "c"], "t", ["-k*x + y*sin(2*t)", "c*x*cos(t) - y"])
+    loss = FinalLoss("x**2 + y**2") if final else ObservationLoss([0.4, 0.9, 1.5], expr="x**2 + y**2")
+    return Problem(system, [0.9, -0.4], {"k": 0.8, "c": 1.3}, 0.0, 1.5, loss)
+
+
+def tiny_adjoint(prob: Problem, *, flip_rhs=False, drop_at=False, skip_jumps=False) -> Gradient:
+    """A small interpolating adjoint written here, with switches that break it."""
+    k, theta = prob.kernels, prob.theta
+    n, p = prob.system.n, prob.system.n_params
+    fwd = forward(prob, rtol=1e-10, atol=1e-12)
+    states = fwd.at(prob.times)
+    loss = prob.evaluate_loss(states)
+    sign = 1.0 if flip_rhs else -1.0  # da/dt = -a^T f_h: the flipped sign is the classic slip
+
+    def rhs(t, y):
+        out = sign * k.vjp(t, fwd.sol(t), y[:n], theta)
+        if drop_at:
+            out[-1] = 0.0
+        return out
+
+    f = k.f.fn
+    y = np.zeros(n + p + 1)
+    starts = [prob.t0, *prob.times[:-1]]
+    for i in range(len(prob.times) - 1, -1, -1):
+        if not (skip_jumps and i < len(prob.times) - 1):
+            y[:n] += loss.d_states[i]
+            y[-1] -= loss.d_states[i] @ f(prob.times[i], states[i], theta)
+        y = solve_ivp(rhs, (prob.times[i], starts[i]), y, rtol=1e-10, atol=1e-12, method="DOP853").y[:, -1]
+    dtimes = np.array([loss.d_states[i] @ f(t, states[i], theta) for i, t in enumerate(prob.times)])
+    final = prob.is_final_loss
+    return Gradient(
+        loss=float(loss.value),
+        dh0=y[:n],
+        dparams=dict(zip(prob.system.param_names, (y[n : n + p] + loss.d_theta).tolist())),
+        dt0=float(y[-1]),
+        dt1=float(dtimes[-1]) if final else None,
+        dtimes=None if final else dtimes,
+        method="tiny",
+    )
+
+
+# -- passing on correct adjoints --------------------------------------------------------
+
+
+def test_check_passes_every_method_on_a_correct_problem():
+    prob = Problem(lotka_volterra(), [1.0, 1.0], {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}, 0.0, 1.0, FinalLoss("x*y"))
+    methods = ["adjoint", "interpolating", "backsolve", "quadrature", "forward", "backprop", "finite-difference"]
+    report = check(prob, [*methods, "complex-step"])
+    assert report.ok, report.text()
+    assert report.reference == "complex-step"
+    assert set(report.methods) == {*methods, "complex-step"}
+    assert report.quantities == ("dL/dh0[x]", "dL/dh0[y]", "dL/da", "dL/db", "dL/dc", "dL/dd", "dL/dt0", "dL/dt1")
+    worst = max(max(d.values()) for d in report.deviations.values())
+    assert worst <= 1.0
+
+
+def test_check_passes_on_observation_loss_and_matrix_level_system():
+    prob = Problem(
+        neural_ode(2, time="input"),
+        [0.5, -0.3],
+        np.linspace(-1, 1, 8),
+        0.0,
+        1.0,
+        ObservationLoss([0.0, 0.5, 1.0], targets=np.ones((3, 2))),
+    )
+    report = check(prob, ["adjoint", "backsolve", "forward", "complex-step"])
+    assert report.ok, report.text()
+    assert any(q.startswith("dL/dt_obs[") for q in report.quantities)
+
+
+def test_tiny_adjoint_is_correct_before_it_is_broken():
+    prob = nonautonomous_problem()
+    report = compare(prob, tiny_adjoint(prob), candidate_rtol=1e-10)
+    assert report.ok, report.text()
+
+
+# -- failing, with a useful message, on broken ones -------------------------------------
+
+
+def failing(report) -> dict:
+    return {f.quantity: f for f in report.failures}
+
+
+def test_flipped_adjoint_sign_is_caught():
+    prob = nonautonomous_problem()
+    report = compare(prob, tiny_adjoint(prob, flip_rhs=True), candidate_rtol=1e-10)
+    assert not report.ok
+    bad = failing(report)
+    assert "dL/dh0[x]" in bad and "dL/dk" in bad
+    assert "an error in the method" in bad["dL/dk"].cause
+    text = report.text()
+    assert "dL/dk: candidate (tiny) =" in text and "but complex-step =" in text and "FAIL" in text
+
+
+def test_negated_gradient_is_reported_as_a_flipped_sign():
+    prob = nonautonomous_problem(final=True)
+    good = tiny_adjoint(prob)
+    bad = dataclasses.replace(good, dh0=-good.dh0)
+    report = compare(prob, bad, candidate_rtol=1e-10)
+    assert set(failing(report)) == {"dL/dh0[x]", "dL/dh0[y]"}
+    assert "the sign is flipped" in failing(report)["dL/dh0[x]"].cause
+
+
+def test_dropped_a_t_term_is_caught_on_dt0_only():
+    prob = nonautonomous_problem(final=True)
+    report = compare(prob, tiny_adjoint(prob, drop_at=True), candidate_rtol=1e-10)
+    assert set(failing(report)) == {"dL/dt0"}
+    assert "check the a_t block" in failing(report)["dL/dt0"].cause
+
+
+def test_missing_observation_jump_is_caught():
+    prob = nonautonomous_problem()
+    report = compare(prob, tiny_adjoint(prob, skip_jumps=True), candidate_rtol=1e-10)
+    bad = failing(report)
+    assert "dL/dh0[x]" in bad and "dL/dc" in bad
+    assert "jumps dL/dh(t_i)" in bad["dL/dh0[x]"].cause
+
+
+def test_zeroed_quantity_is_reported_as_a_missing_term():
+    prob = nonautonomous_problem(final=True)
+    good = tiny_adjoint(prob)
+    report = compare(prob, dataclasses.replace(good, dparams={**good.dparams, "c": 0.0}), candidate_rtol=1e-10)
+    assert "the value is zero: a term is missing" in failing(report)["dL/dc"].cause
+
+
+def test_assert_gradients_agree_raises_with_the_table(monkeypatch):
+    prob = nonautonomous_problem(final=True)
+
+    def broken(problem, **kw):  # a registered method that gets dL/dk wrong by 1e-4
+        g = REFERENCES["forward"](problem, **kw)
+        return dataclasses.replace(g, dparams={**g.dparams, "k": g.dparams["k"] * (1 + 1e-4)}, method="broken")
+
+    monkeypatch.setitem(REFERENCES, "broken", broken)
+    with pytest.raises(GradientMismatchError) as info:
+        assert_gradients_agree(prob, ["adjoint", "broken"])
+    message = str(info.value)
+    assert "quantity" in message and "broken (rel. error)" in message  # the table's header
+    assert "dL/dk: broken =" in message and "1 disagreement(s)" in message
+    assert isinstance(info.value, AssertionError)
+    assert assert_gradients_agree(prob, ["adjoint"]).ok
+
+
+def test_fixed_step_backprop_failure_blames_the_discretization():
+    prob = nonautonomous_problem(final=True)
+    report = check(prob, ["backprop"], options={"backprop": {"scheme": "euler", "steps": 4}})
+    assert not report.ok
+    assert all(f.cause.startswith("discretization") for f in report.failures)
+    assert report.reference == "complex-step"  # computed in addition
+
+
+# -- causes (every message branch) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"non_analytic": [("the right-hand side", "Max")]}, "non-smooth f: the problem uses Max"),
+        ({"kappa": 1e6}, "chaos: the flow amplifies perturbations by kappa = 1e+06"),
+        ({"stiffness": 1e5}, "stiffness: |lambda| * span = 1e+05 with an explicit solver; use solver='BDF'"),
+        ({"ratio": 50.0}, "tolerance: within three decades"),
+        ({"ratio": 50.0, "method": "finite-difference"}, "finite differences are the least accurate route"),
+        ({"ratio": 1e6}, "far beyond what tolerances explain"),
+    ],
+)
+def test_each_cause_branch(kwargs, expected):
+    args = {
+        "prob": nonautonomous_problem(final=True),
+        "q": "dL/dk",
+        "v": 1.1,
+        "r": 1.0,
+        "ratio": 1e6,
+        "kappa": 1.0,
+        "non_analytic": [],
+        "stiffness": 0.0,
+        "method": "adjoint",
+        "ref": "complex-step",
+        **kwargs,
+    }
+    assert expected in _cause(**args)
+
+
+def test_stiff_problem_with_explicit_solver_is_diagnosed_as_stiff():
+    system = ODESystem.from_strings(["x"], ["k"], "t", ["-k*(x - cos(t))"])
+    prob = Problem(system, [0.0], {"k": 2e3}, 0.0, 1.0, FinalLoss("x**2"))
+    bad = dataclasses.replace(REFERENCES["forward"](prob, solver="BDF"), dt1=0.0)
+    report = compare(prob, bad, ["forward"], solver="BDF")
+    # the failure happened with an implicit solver, so the explicit-stiffness cause must not be named
+    assert "stiffness" not in report.failures[0].cause
+    report = compare(prob, bad, ["forward"], solver="RK45")
+    assert report.failures[0].cause.startswith("stiffness")
+
+
+# -- notes, references, outputs ---------------------------------------------------------
+
+
+def test_non_analytic_problem_skips_complex_step_and_uses_forward():
+    system = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x + 0.1*abs(x - 5)"])
+    prob = Problem(system, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("x**2"))
+    report = check(prob, ["adjoint", "complex-step"])
+    assert report.reference == "forward"
+    assert any("complex-step skipped" in n and "Abs" in n for n in report.notes)
+    assert report.ok, report.text()
+
+
+def test_backsolve_drift_is_reported():
+    prob = nonautonomous_problem()
+    report = check(prob, ["backsolve", "forward"])
+    assert any("backsolve: backward-reconstructed state drifted" in n for n in report.notes)
+
+
+def test_report_renders_everywhere():
+    prob = nonautonomous_problem(final=True)
+    good = tiny_adjoint(prob)
+    report = compare(prob, dataclasses.replace(good, dt0=-good.dt0), candidate_rtol=1e-10)
+    rows = report.table()
+    assert [r["quantity"] for r in rows] == list(report.quantities)
+    assert rows[-2]["candidate (tiny) ok"] is False and rows[0]["candidate (tiny) ok"] is True
+    assert report.markdown().count("\n|") >= len(rows) + 1 and "**FAIL**" in report.markdown()
+    assert r"\begin{tabular}" in report.latex() and r"\textbf{FAIL}" in report.latex()
+    assert "<table>" in report._repr_html_() and "color:#b00" in report._repr_html_()
+    data = json.loads(json.dumps(report.as_dict()))
+    assert data["ok"] is False and data["failures"][0]["quantity"] == "dL/dt0"
+    assert data["agreement_constant"] == AGREEMENT
+    assert "ok=False" in repr(report)
+
+
+def test_unknown_method_is_named():
+    with pytest.raises(ValueError, match="unknown method 'adjont'"):
+        check(nonautonomous_problem(), ["adjont"])
+
+
+# -- convergence --------------------------------------------------------------------------
+
+
+def test_convergence_study_errors_shrink_and_backprop_meets_the_adjoint():
+    prob = nonautonomous_problem(final=True)
+    study = convergence_study(prob, ["adjoint", "forward"], rtols=[1e-4, 1e-7, 1e-10], steps=[4, 8, 16, 32])
+    for method, errors in study.errors.items():
+        assert errors[-1] < 1e-3 * errors[0], (method, errors)
+    assert np.all(np.diff(study.backprop_vs_adjoint) < 0)
+    assert 3.5 < study.backprop_order < 4.5  # RK4
+    euler = convergence_study(prob, [], rtols=[1e-10], steps=[16, 32, 64], scheme="euler")
+    assert 0.8 < euler.backprop_order < 1.2
+    assert json.loads(json.dumps(study.as_dict()))["scheme"] == "rk4"
+    assert "| rtol |" in study.markdown()
+
+
+def test_convergence_study_plots():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    prob = nonautonomous_problem(final=True)
+    study = convergence_study(prob, ["adjoint"], rtols=[1e-5, 1e-8], steps=[4, 8])
+    ax = study.plot()
+    assert len(ax) == 2 and ax[0].get_xscale() == "log"
+
+
+def test_relative_error_uses_the_group_scale():
+    prob = nonautonomous_problem(final=True)
+    g = tiny_adjoint(prob)
+    assert relative_error(g, g) == 0.0
+    worse = dataclasses.replace(g, dt0=g.dt0 + 1e-3 * abs(g.dt1))
+    assert relative_error(worse, g) <= 1e-3
