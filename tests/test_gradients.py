@@ -31,6 +31,7 @@ import sympy as sp
 
 from adjoint_sym import CallableLoss, FinalLoss, ObservationLoss, ODESystem, Problem, gradient
 from adjoint_sym.builders import linear_system, two_layer
+from adjoint_sym.compile import Kernel
 
 METHODS = ("interpolating", "backsolve", "quadrature", "adjoint")
 TOLERANCES = (1e-6, 1e-10)
@@ -441,3 +442,52 @@ def test_backsolve_fails_on_a_dissipative_system_where_the_default_does_not(solv
         bad = gradient(problem, "backsolve", solver=solver, rtol=rtol, atol=atol)
     assert bad.stats["backsolve_drift"] > 1e6
     assert gradient_error(bad, exact) > 1e3  # dL/dk off by orders of magnitude
+
+
+# -- the checks above can fail: deliberately wrong adjoints are caught ---------------------
+def _wrong(kernel: Kernel, mistake: str, n: int, jac_h) -> Kernel:
+    """``kernel`` (a VJP with blocks [a^T f_h, a^T f_theta, a^T f_t] along axis 0) with a mistake."""
+
+    def fn(t, h, a, theta):
+        out = np.array(kernel.fn(t, h, a, theta))
+        if mistake == "flipped sign of a^T f_theta":
+            out[n:-1] *= -1
+        elif mistake == "dropped a^T f_t":
+            out[-1] = 0.0
+        elif mistake == "missing transpose":
+            out[:n] = jac_h(t, h, theta) @ a  # f_h a instead of a^T f_h
+        return out
+
+    return Kernel(kernel.name, fn, kernel.source, kernel.output_size)
+
+
+def inject(monkeypatch, problem: Problem, mistake: str) -> None:
+    """Replace every VJP kernel of the problem's (cached) compiled system by a wrong one."""
+    kernels, n = problem.kernels, problem.system.n
+    jac_h = kernels.jac_h.fn
+    names = ["vjp"] if problem.system.is_matrix_level else ["vjp", "vjp_batched"]
+    for name in names:
+        if hasattr(type(kernels), name):
+            monkeypatch.setitem(kernels.__dict__, name, _wrong(getattr(kernels, name), mistake, n, jac_h))
+    if mistake == "missing transpose":  # the quadrature variant integrates a through vjp_h
+        wrong = Kernel("vjp_h", lambda t, h, a, theta: jac_h(t, h, theta) @ a, "", n)
+        monkeypatch.setitem(kernels.__dict__, "vjp_h", wrong)
+
+
+@pytest.mark.parametrize(
+    ("case", "mistake"),
+    [
+        ("decay", "flipped sign of a^T f_theta"),
+        ("nonautonomous", "dropped a^T f_t"),
+        ("linear-system", "missing transpose"),
+    ],
+)
+@pytest.mark.parametrize("method", ["interpolating", "backsolve", "quadrature"])
+def test_a_wrong_adjoint_is_caught(case, mistake, method, monkeypatch):
+    c = CASES[case]
+    problem, exact = c.problem(), c.exact()
+    inject(monkeypatch, problem, mistake)
+    rtol = 1e-10
+    g = gradient(problem, method, rtol=rtol, atol=1e-3 * rtol)
+    with pytest.raises(AssertionError, match="relative error"):
+        assert_gradient(g, exact, C * c.growth * rtol)
