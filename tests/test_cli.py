@@ -272,6 +272,22 @@ def test_check_examples_agree(path: Path) -> None:
     assert json.loads(result.stdout)
 
 
+@pytest.mark.skipif(not _has_check(), reason="adjoint_sym.verify.check is not available yet")
+def test_check_exits_1_when_backsolve_drifts(tmp_path: Path) -> None:
+    """Algorithm 1 (backsolve) re-integrates h backward; for a strongly contracting x
+    (k = 40 over 10 time units, a factor e^400) the reconstructed state is noise, so its
+    gradient must disagree with forward sensitivities and the verdict must say so."""
+    (tmp_path / "contracting.toml").write_text(
+        'state = ["x", "y"]\nrhs = ["-k*x + y", "-y"]\nh0 = [1.0, 1.0]\nt1 = 10.0\n[params]\nk = 40.0\n'
+        '[loss]\nkind = "final"\nexpr = "x"\n[solver]\nmethod = "RK45"\nrtol = 1e-6\natol = 1e-9\n'
+    )
+    result = run(["check", "contracting.toml", "--methods", "backsolve", "forward"], cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "adjoint-sym: verification failed" in result.stderr
+    assert "FAIL" in result.stdout
+
+
 @pytest.mark.skipif(_has_check(), reason="adjoint_sym.verify.check exists")
 def test_check_without_verifier_says_so() -> None:
     assert_clean_failure(run(["check", str(DECAY)]), 2, "'check' needs adjoint_sym.verify.check")
