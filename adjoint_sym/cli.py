@@ -32,6 +32,7 @@ import sympy as sp
 
 from . import __version__
 from .errors import AdjointSymError, GradientMismatchError, InvalidModelError, SolverFailedError
+from .solve import check_solver
 from .spec import SolverSettings, Spec, load_spec, positive_tolerance
 
 EXIT_OK, EXIT_MISMATCH, EXIT_INVALID, EXIT_NUMERICAL = 0, 1, 2, 3
@@ -91,8 +92,6 @@ def _load(args: argparse.Namespace, progress: Progress) -> tuple[Spec, SolverSet
     method = getattr(args, "solver", None) or settings.method
     rtol = settings.rtol if getattr(args, "rtol", None) is None else positive_tolerance(args.rtol, "--rtol")
     atol = settings.atol if getattr(args, "atol", None) is None else positive_tolerance(args.atol, "--atol")
-    from .solve import check_solver
-
     try:
         check_solver(method)
     except InvalidModelError as exc:
@@ -103,6 +102,17 @@ def _load(args: argparse.Namespace, progress: Progress) -> tuple[Spec, SolverSet
 def _plain(expr: object) -> str:
     """A SymPy expression as one line of text, ``a_{x}`` written ``a_x``."""
     return re.sub(r"_\{(\w+)\}", r"_\1", sp.sstr(expr))
+
+
+def _entries(symbol: sp.Basic, rhs: sp.Basic) -> list[tuple[str, sp.Basic]]:
+    """One ``(name, expression)`` per scalar entry of an adjoint block."""
+    if isinstance(symbol, sp.MatrixBase):
+        return [(_plain(s), r) for s, r in zip(symbol, rhs)]
+    if isinstance(rhs, sp.MatrixExpr | sp.MatrixBase):
+        explicit = rhs.as_explicit()
+        rows, cols = explicit.shape
+        return [(f"{_plain(symbol)}[{i},{j}]", explicit[i, j]) for i in range(rows) for j in range(cols)]
+    return [(_plain(symbol), rhs)]
 
 
 def derive_text(spec: Spec, form: str = "vjp") -> str:
@@ -118,8 +128,7 @@ def derive_text(spec: Spec, form: str = "vjp") -> str:
     lines += [f"  d/d{t} [{state}]", f"    = [{', '.join(_plain(r) for r in aug.rhs)}]"]
     lines += ["", f"Augmented adjoint ({form} form), integrated backward from {t}1 to {t}0:"]
     for symbol, rhs in adj.blocks():
-        pairs = list(zip(symbol, rhs)) if isinstance(symbol, sp.MatrixBase) else [(symbol, rhs)]
-        lines += [f"  d{_plain(s)}/d{t} = {_plain(r)}" for s, r in pairs]
+        lines += [f"  d{name}/d{t} = {_plain(r)}" for name, r in _entries(symbol, rhs)]
     lines += ["", "Terminal conditions:", f"  a({t}1) = dL/dh({t}1),  a_theta({t}1) = 0,  a_{t}({t}1) = -dL/d{t}1"]
     if not problem.is_final_loss:
         lines.append(f"  at each observation time {t}_i: a += dL/dh({t}_i), a_{t} -= dL/d{t}_i")

@@ -570,3 +570,18 @@ def test_numerical_failure_exits_3_with_where_and_why(tmp_path: Path) -> None:
     assert_clean_failure(result, 3, "adjoint-sym: numerical failure: ", "forward solve")
     where = float(result.stderr.split("at t = ")[1].split()[0])
     assert abs(where - 1.0) < 1e-3, "the failure is located at the blow-up time"
+
+
+def test_derive_matrix_parameters_one_line_per_entry(tmp_path: Path, capsys) -> None:
+    (tmp_path / "linear.toml").write_text(
+        'state = ["x", "y"]\nrhs = ["W[0,0]*x + W[0,1]*y + b[0]", "W[1,0]*x + W[1,1]*y + b[1]"]\n'
+        "h0 = [1.0, 0.5]\nt1 = 1.0\n[params]\nW = [[-0.5, 1.0], [-1.0, -0.5]]\nb = [[0.1], [0.2]]\n"
+        '[loss]\nkind = "final"\nexpr = "x**2"\n'
+    )
+    assert cli.main(["derive", str(tmp_path / "linear.toml")]) == 0
+    out = capsys.readouterr().out
+    # d a_W / dt = -a f_W^T: entry (i, j) is -a_i * h_j for f = W h + b.
+    for i, ai in enumerate(("a_x", "a_y")):
+        for j, hj in enumerate(("x", "y")):
+            assert f"da_W[{i},{j}]/dt = -{ai}*{hj}\n" in out
+        assert f"da_b[{i},0]/dt = -{ai}\n" in out
