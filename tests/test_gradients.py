@@ -491,3 +491,35 @@ def test_a_wrong_adjoint_is_caught(case, mistake, method, monkeypatch):
     g = gradient(problem, method, rtol=rtol, atol=1e-3 * rtol)
     with pytest.raises(AssertionError, match="relative error"):
         assert_gradient(g, exact, C * c.growth * rtol)
+
+
+# -- options and the result object -----------------------------------------------------------
+def test_adjoint_tolerances_are_separate_from_the_forward_ones():
+    """A loose adjoint solve behind a tight forward one: fewer backward evaluations, a
+    larger error, still within C * adjoint_rtol (the backward solve dominates)."""
+    c = CASES["logistic"]
+    problem, exact = c.problem(), c.exact()
+    tight = gradient(problem, "interpolating", rtol=1e-10, atol=1e-13)
+    loose = gradient(problem, "interpolating", rtol=1e-10, atol=1e-13, adjoint_rtol=1e-5, adjoint_atol=1e-8)
+    assert loose.stats["nfev_forward"] == tight.stats["nfev_forward"]
+    assert loose.stats["nfev_backward"] < tight.stats["nfev_backward"]
+    assert gradient_error(tight, exact) < gradient_error(loose, exact) <= C * c.growth * 1e-5
+
+
+def test_result_as_dict_and_markdown():
+    import json
+
+    g = gradient(CASES["observation-loss"].problem())
+    data = json.loads(json.dumps(g.as_dict()))
+    assert data["dL_dt1"] is None and len(data["dL_dtimes"]) == len(OBS_TIMES)
+    assert data["method"] == "interpolating" and set(data["dL_dparams"]) == {"k"}
+    assert data["dL_dh0"] == [float(g.dh0[0])]
+    quantities = g.quantities(["x"])
+    assert set(quantities) == {"dL/dh0[x]", "dL/dk", "dL/dt0"} | {f"dL/dt_obs[{i}]" for i in range(len(OBS_TIMES))}
+    markdown = g.to_markdown()
+    assert "| dL/dk |" in markdown and markdown.startswith("**interpolating**")
+    matrix = gradient(linear_problem())
+    assert matrix.dparams["A"].shape == (3, 3)
+    assert "dL/dA[1,2]" in matrix.quantities()
+    np.testing.assert_array_equal(matrix.dtheta, matrix.dparams["A"].reshape(-1))
+    assert "A=<(3, 3)>" in repr(matrix)
