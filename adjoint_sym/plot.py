@@ -377,9 +377,11 @@ def convergence(
 
     Parameters
     ----------
-    data : mapping of method name to ``(rtols, errors)``
+    data : mapping of method name to ``(rtols, errors)``, or a convergence study
         Equal-length sequences; an error of zero (or non-finite) is left out of the plot
-        and of the fit.  ``adjoint_sym.verify.convergence_study`` returns such a mapping.
+        and of the fit.  An object with ``rtols`` and an ``errors`` mapping (method to
+        errors), such as the result of :func:`adjoint_sym.verify.convergence_study`, is
+        read as ``{method: (rtols, errors[method])}``.
     ax : matplotlib Axes, optional
         Draw into it; by default a new figure.
     reference : bool
@@ -423,6 +425,8 @@ def convergence(
 
 
 def _convergence_items(data: Any) -> list[tuple[str, tuple[np.ndarray, np.ndarray]]]:
+    if not isinstance(data, Mapping) and isinstance(getattr(data, "errors", None), Mapping) and hasattr(data, "rtols"):
+        data = {method: (data.rtols, errors) for method, errors in data.errors.items()}  # a convergence study
     if not isinstance(data, Mapping):
         raise InvalidModelError(
             f"convergence() takes a mapping of method name to (rtols, errors), got {type(data).__name__}"

@@ -208,6 +208,19 @@ def test_fitted_order_is_the_least_squares_slope():
     assert np.isnan(fitted_order([1e-3], [1e-4]))
 
 
+def test_convergence_reads_a_study_object():
+    """Anything with ``rtols`` and an ``errors`` mapping, as verify.convergence_study returns."""
+
+    from types import SimpleNamespace
+
+    rtols = np.array([1e-4, 1e-6, 1e-8])
+    study = SimpleNamespace(rtols=rtols, errors={"adjoint": 7.0 * rtols**1.5}, steps=np.array([4, 8]))
+    ax = convergence(study, reference=False).axes[0]
+    (line,) = ax.get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), rtols)
+    assert ax.get_legend().get_texts()[0].get_text() == "adjoint (order 1.50)"
+
+
 def test_convergence_rejects_malformed_data():
     with pytest.raises(InvalidModelError, match=r"data\['adjoint'\] has 2 rtols but 3 errors"):
         convergence({"adjoint": ([1e-3, 1e-4], [1.0, 2.0, 3.0])})
