@@ -51,7 +51,9 @@ def test_user_names_that_sympy_treats_specially_are_plain_symbols():
         ("W[5, 0]", "out of range"),
         ("1" * 40, "more than 30 digits"),
         ("max(" + "x, " * 3000 + "x)", "nodes"),
-        ("x" + "+x" * 6000, "nests too deeply"),
+        # Deep left-nested sums: refused either by the parser's recursion limit or by the node bound,
+        # depending on how deep the caller's stack already is.
+        ("x" + "+x" * 6000, ("nests too deeply", "nodes; the limit is")),
         ("-" * 200 + "x", "deeper than"),
         ("x" * 30000, "characters long"),
         ("x == y", "syntax Compare"),
@@ -61,7 +63,8 @@ def test_user_names_that_sympy_treats_specially_are_plain_symbols():
 def test_hostile_or_malformed_text_is_rejected_naming_the_piece(text, message):
     with pytest.raises(UnsupportedExpressionError, match="rhs\\[1\\]") as info:
         parse_expression(text, SYMS, where="rhs[1]")
-    assert message in str(info.value)
+    messages = message if isinstance(message, tuple) else (message,)
+    assert any(m in str(info.value) for m in messages), str(info.value)
 
 
 def test_rejections_are_value_errors():
