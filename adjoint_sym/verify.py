@@ -33,7 +33,8 @@ Two routes agree on quantity ``q`` when
   jump) misses by ``1 / tau``, six or more decades at the default ``rtol = 1e-8``.
 
 Each failure names the quantity, the method pair, the deviation in units of the allowed
-one, and the likely cause: non-smooth ``f`` (non-analytic functions), chaos (large
+one, and the likely cause: backsolve instability (the re-integrated state drifted),
+discretization (fixed-step backprop), non-smooth ``f`` (non-analytic functions), chaos (large
 ``kappa``), stiffness (explicit solver on a stiff Jacobian), tolerance (within three
 decades of the allowance: tighten ``rtol`` and re-check), or an error in the method
 (far beyond what tolerances explain), with a hint from the pattern (opposite sign, zero).
@@ -49,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import AdjointSymError, GradientMismatchError, InvalidModelError, SolverFailedError
+from .gradients import DRIFT_WARNING
 from .methods import gradient
 from .methods import methods as all_methods
 from .problem import Problem
@@ -278,7 +280,7 @@ def _run(prob, method, solver, rtol, atol, options, notes) -> Gradient | None:
             raise
     for w in caught:
         notes.append(f"{method}: {w.message}")
-    if "backsolve_drift" in g.stats:
+    if "backsolve_drift" in g.stats and not caught:
         notes.append(
             f"{method}: backward-reconstructed state drifted {g.stats['backsolve_drift']:.3g} tolerance units "
             "from the forward one (large values: use method='interpolating')"
@@ -492,8 +494,12 @@ def _compare(prob, grads, ref, accuracies, kappa, solver, notes) -> Report:
             errors[m][q] = diff / abs(r) if r != 0 else (0.0 if diff == 0 else np.inf)
             deviations[m][q] = dev / allowed
             if not dev <= allowed:  # catches NaN too
-                fixed = bool(grads[m].stats.get("fixed_steps"))
-                cause = _cause(prob, q, v, r, dev / allowed, kappa, smooth, stiffness, m, ref, fixed)
+                stats = grads[m].stats
+                drift = max(
+                    float(stats.get("backsolve_drift", 0.0)), float(grads[ref].stats.get("backsolve_drift", 0.0))
+                )
+                fixed = bool(stats.get("fixed_steps") or grads[ref].stats.get("fixed_steps"))
+                cause = _cause(prob, q, v, r, dev / allowed, kappa, smooth, stiffness, m, ref, fixed, drift)
                 failures.append(Failure(q, m, ref, v, r, dev, allowed, cause))
     deviations[ref] = dict.fromkeys(quantities, 0.0)
     errors[ref] = dict.fromkeys(quantities, 0.0)
@@ -514,7 +520,13 @@ def _compare(prob, grads, ref, accuracies, kappa, solver, notes) -> Report:
     )
 
 
-def _cause(prob, q, v, r, ratio, kappa, non_analytic, stiffness, method, ref, fixed_steps=False) -> str:
+def _cause(prob, q, v, r, ratio, kappa, non_analytic, stiffness, method, ref, fixed_steps=False, drift=0.0) -> str:
+    if drift > DRIFT_WARNING:
+        return (
+            f"backsolve instability: the backward re-integration of h drifted {drift:.3g} tolerance units from "
+            "the forward trajectory (the flow is unstable backward: stiff, dissipative or chaotic); "
+            "use method='interpolating' or 'quadrature'"
+        )
     if fixed_steps:
         return (
             "discretization: backprop differentiates a fixed-step solve, whose error shrinks like "

@@ -187,6 +187,8 @@ def test_fixed_step_backprop_failure_blames_the_discretization():
         ({"ratio": 50.0}, "tolerance: within three decades"),
         ({"ratio": 50.0, "method": "finite-difference"}, "finite differences are the least accurate route"),
         ({"ratio": 1e6}, "far beyond what tolerances explain"),
+        ({"drift": 1e9}, "backsolve instability: the backward re-integration of h drifted 1e+09 tolerance units"),
+        ({"fixed_steps": True}, "discretization: backprop differentiates a fixed-step solve"),
     ],
 )
 def test_each_cause_branch(kwargs, expected):
@@ -227,6 +229,16 @@ def test_non_analytic_problem_skips_complex_step_and_uses_forward():
     assert report.reference == "forward"
     assert any("complex-step skipped" in n and "Abs" in n for n in report.notes)
     assert report.ok, report.text()
+
+
+def test_unstable_backsolve_is_blamed_on_its_drift():
+    # strongly contracting x (k = 40 over 10 time units): backward, h grows like e^{400}
+    system = ODESystem.from_strings(["x", "y"], ["k"], "t", ["-k*x + y", "-y"])
+    prob = Problem(system, [1.0, 1.0], {"k": 40.0}, 0.0, 10.0, FinalLoss("x"))
+    report = check(prob, ["backsolve", "forward"], solver="RK45", rtol=1e-6, atol=1e-9)
+    assert not report.ok
+    assert all(f.cause.startswith("backsolve instability") for f in report.failures)
+    assert any("use method='interpolating'" in n for n in report.notes)
 
 
 def test_backsolve_drift_is_reported():
