@@ -46,10 +46,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 import sympy as sp
 from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
@@ -114,6 +116,37 @@ def _coefficient_text(c: Fraction) -> str:
     return str(c.numerator) if c.denominator == 1 else f"({c.numerator}/{c.denominator})"
 
 
+# Shrinking re-draws the same systems many times: build (and so compile) each once.
+@lru_cache(maxsize=512)
+def _system(names: tuple, params: tuple, rhs: tuple, name: str) -> ODESystem:
+    return ODESystem.from_strings(list(names), list(params), "t", list(rhs), name=name)
+
+
+@lru_cache(maxsize=128)
+def _neural_ode(n: int, activation: str, time: str) -> ODESystem:
+    return builders.neural_ode(n, activation=activation, time=time)
+
+
+@lru_cache(maxsize=128)
+def _two_layer(n: int, hidden: int, activation: str, time: str) -> ODESystem:
+    return builders.two_layer(n, hidden, activation=activation, time=time)
+
+
+def _similar(D: list, N: list) -> list:
+    """``P D P^{-1}`` for ``P = I + N``, ``N`` strictly upper triangular, in exact fractions."""
+    n = len(D)
+    P = [[Fraction(int(i == j)) + N[i][j] for j in range(n)] for i in range(n)]
+    Q = [[Fraction(int(i == j)) for j in range(n)] for i in range(n)]  # P^{-1}, by back substitution
+    for i in range(n - 1, -1, -1):
+        for j in range(n):
+            Q[i][j] -= sum((P[i][k] * Q[k][j] for k in range(i + 1, n)), Fraction(0))
+
+    def mul(X, Y):
+        return [[sum((X[i][k] * Y[k][j] for k in range(n)), Fraction(0)) for j in range(n)] for i in range(n)]
+
+    return mul(mul(P, D), Q)
+
+
 # -- systems ------------------------------------------------------------------------------
 @st.composite
 def polynomial_systems(
@@ -155,7 +188,7 @@ def polynomial_systems(
             parts = [coefficient] + [names[i] for i in factors] + ([time_factor] if time_factor else [])
             terms.append("*".join(parts))
         rhs.append(" + ".join(terms))
-    return ODESystem.from_strings(names, params, "t", rhs, name="polynomial")
+    return _system(tuple(names), tuple(params), tuple(rhs), "polynomial")
 
 
 @st.composite
@@ -183,32 +216,32 @@ def linear_systems(
     n = draw(_strategy(dim))
     timed = draw(_strategy(time_dependent))
     lo, hi = (int(np.ceil(2 * real_parts[0])), int(np.floor(2 * real_parts[1])))
-    half = st.integers(lo, hi).map(lambda k: sp.Rational(k, 2))
-    D = sp.zeros(n, n)
+    half = st.integers(lo, hi).map(lambda k: Fraction(k, 2))
+    D = [[Fraction(0)] * n for _ in range(n)]
     i = 0
     while i < n:
         r = draw(half)
         if i + 1 < n and draw(st.booleans()):
-            w = sp.Rational(draw(st.integers(1, 4)), 2)
-            D[i, i] = D[i + 1, i + 1] = r
-            D[i, i + 1], D[i + 1, i] = w, -w
+            w = Fraction(draw(st.integers(1, 4)), 2)
+            D[i][i] = D[i + 1][i + 1] = r
+            D[i][i + 1], D[i + 1][i] = w, -w
             i += 2
         else:
-            D[i, i] = r
+            D[i][i] = r
             i += 1
-    P = sp.eye(n)
+    N = [[Fraction(0)] * n for _ in range(n)]
     for r, c in itertools.combinations(range(n), 2):
-        P[r, c] = sp.Rational(draw(st.integers(-2, 2)), 2)
-    A = P * D * P.inv()
+        N[r][c] = Fraction(draw(st.integers(-2, 2)), 2)
+    A = _similar(D, N)
     names = _state_names(n)
     params = list(_PARAM_NAMES[:n])
     rhs = []
     for k in range(n):
         time_factor = draw(st.sampled_from(_TIME_FACTORS)) if timed else ""
-        linear = " + ".join(f"({A[k, j]})*{names[j]}" for j in range(n) if A[k, j] != 0)
+        linear = " + ".join(f"{_coefficient_text(A[k][j])}*{names[j]}" for j in range(n) if A[k][j] != 0)
         forcing = "*".join([params[k], time_factor] if time_factor else [params[k]])
         rhs.append(f"{linear} + {forcing}" if linear else forcing)
-    return ODESystem.from_strings(names, params, "t", rhs, name="linear")
+    return _system(tuple(names), tuple(params), tuple(rhs), "linear")
 
 
 @st.composite
@@ -235,8 +268,8 @@ def neural_systems(
     activation = draw(st.sampled_from(tuple(activations)))
     time = draw(st.sampled_from(tuple(time_modes)))
     if draw(st.booleans()) and time != "linear":
-        return builders.two_layer(n, draw(_strategy(hidden)), activation=activation, time=time)
-    return builders.neural_ode(n, activation=activation, time=time)
+        return _two_layer(n, draw(_strategy(hidden)), activation, time)
+    return _neural_ode(n, activation, time)
 
 
 def systems(dim: int | SearchStrategy[int] = _ONE_TO_THREE) -> SearchStrategy[ODESystem]:
@@ -427,13 +460,15 @@ def run_property(
     *,
     max_examples: int | None = None,
     shrink: bool = True,
+    seed: int | None = None,
 ) -> None:
     """Run ``check`` on problems drawn from ``strategy`` under hypothesis.
 
     ``check`` raises to report a failure (hypothesis shrinks it and re-raises the
     minimal one) and may return ``False`` to reject a draw it cannot judge (e.g. the
     reference solve failed).  Settings come from the loaded hypothesis profile, with no
-    deadline, the slow/filter health checks off and one reported bug.
+    deadline, the slow/filter health checks off and one reported bug; ``shrink=False``
+    reports the first failure as found, ``seed`` fixes hypothesis' random choices.
 
     Examples
     --------
@@ -447,6 +482,8 @@ def run_property(
     }
     if max_examples is not None:
         options["max_examples"] = max_examples
+    if seed is not None:
+        options["derandomize"] = False  # a derandomized profile would ignore the seed
     if not shrink:
         options["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
 
@@ -455,6 +492,8 @@ def run_property(
     def gradient_property(problem):
         assume(check(problem) is not False)
 
+    if seed is not None:
+        gradient_property = hypothesis_seed(seed)(gradient_property)
     gradient_property()
 
 

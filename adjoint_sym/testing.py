@@ -420,6 +420,7 @@ def check_gradient_function(
     methods: Sequence[str] | None = None,
     ignore: Collection[str] = (),
     shrink: bool = True,
+    seed: int | None = None,
 ) -> None:
     """Property-test a gradient function against adjoint_sym's references.
 
@@ -443,6 +444,9 @@ def check_gradient_function(
         Quantity groups your function does not compute (``"dt0"``, ``"dt1"``, ...).
     shrink : bool
         Shrink a failure to a minimal problem (default) or report the first one found.
+    seed : int, optional
+        Fix hypothesis' random choices (a run is otherwise reproducible only under a
+        ``derandomize=True`` profile such as ``adjoint-sym-ci``).
 
     Raises
     ------
@@ -465,7 +469,7 @@ def check_gradient_function(
         check_problem(fn, problem, rtol=rtol, atol=atol, methods=methods, ignore=ignore)
         return True
 
-    strategies.run_property(judge, strategy, max_examples=max_examples, shrink=shrink)
+    strategies.run_property(judge, strategy, max_examples=max_examples, shrink=shrink, seed=seed)
 
 
 __all__ = [
