@@ -1,0 +1,732 @@
+"""An opt-in compiled fast path: the interpolating adjoint with no Python in the loop.
+
+The default route (:func:`adjoint_sym.gradients.adjoint_gradient`) drives
+``scipy.integrate.solve_ivp``, which spends about 30 us of Python per step whatever the
+kernels cost; a few hundred steps forward and back put a floor of several milliseconds
+under every gradient.  Here the same algorithm runs compiled end to end:
+
+* **Kernels**: ``f`` and the adjoint's vector-Jacobian product
+  ``[a^T f_h, a^T f_theta, a^T f_t]``, both taken from :meth:`ODESystem.vjp` (the
+  symbolic VJP under test), are expanded to scalars in SymEngine and compiled by its
+  LLVM backend (tens of milliseconds for a new system, no numba compilation per system).
+* **Integrator**: the Dormand-Prince 5(4) pair with its free quartic dense output, with
+  the coefficients, step-size control and initial-step rule of SciPy's ``RK45``, written
+  once in numba's nopython mode and cached on disk (``cache=True``).  The kernels reach
+  it as first-class function pointers, so a new system never recompiles it.
+* **Adjoint**: the interpolating adjoint of :mod:`adjoint_sym.gradients`: forward with
+  dense output, then ``[a, a_theta, a_t]`` backward with ``h(t)`` read from the dense
+  output, observation jumps ``a += dL/dh(t_i)`` and ``a_t -= dL/dt_i`` between segments
+  (Chen et al. 2018, appendix B).
+
+The results have the semantics of ``adjoint_gradient(problem, method="interpolating",
+solver="RK45")`` and agree with it to round-off in the step-size decisions; against the
+default DOP853 route they differ by the solvers' global error, a small multiple of
+``rtol``.
+
+Needs the optional dependencies numba and symengine: ``pip install "adjoint_sym[fast]"``.
+Real float64 problems only (no complex step through this path); explicit integration,
+so stiff systems (Robertson) belong to the default route with ``solver="LSODA"``.
+
+References
+----------
+Chen, Rubanova, Bettencourt, Duvenaud (2018), Neural Ordinary Differential Equations.
+Dormand and Prince (1980), A family of embedded Runge-Kutta formulae.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+from scipy.integrate import RK45
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
+from sympy.matrices.expressions.matexpr import MatrixElement
+
+from .errors import InvalidModelError, SolverFailedError, UnsupportedExpressionError
+from .problem import Problem
+from .result import Gradient
+from .system import ODESystem
+
+try:  # optional: the module imports without them and fast_gradient says what to install
+    import numba
+    import numba.experimental.function_type  # registers the typing of first-class function pointers
+    from numba import types as _nt
+    from numba.extending import intrinsic as _intrinsic
+except ImportError:  # pragma: no cover - exercised only where numba is absent
+    numba = None
+try:
+    import symengine as se
+except ImportError:  # pragma: no cover
+    se = None
+
+INSTALL_HINT = 'pip install "adjoint_sym[fast]"'
+
+#: Accepted steps per integration before the solve is declared failed: a non-stiff
+#: problem at rtol >= 1e-12 needs far fewer; a stiff one would take millions.
+MAX_STEPS = 200_000
+
+FAST_METHODS = ("adjoint", "interpolating")
+
+# Status codes of the compiled integrator.
+_OK, _TOO_SMALL, _MAX_STEPS, _NON_FINITE = 0, 1, 2, 3
+
+
+def available() -> bool:
+    """Whether numba and symengine are installed, so :func:`fast_gradient` can run.
+
+    Examples
+    --------
+    >>> isinstance(available(), bool)
+    True
+    """
+    return numba is not None and se is not None and hasattr(se, "Lambdify")
+
+
+def _require() -> None:
+    missing = [name for name, mod in (("numba", numba), ("symengine", se)) if mod is None]
+    if missing:
+        raise InvalidModelError(
+            f"the fast backend needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"not installed: {INSTALL_HINT}, or use the default backend"
+        )
+
+
+# -- kernels: SymPy (matrix level) -> SymEngine (scalars) -> LLVM ---------------------------
+_SE_FUNCTIONS = {
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "asin": "asin",
+    "acos": "acos",
+    "atan": "atan",
+    "sinh": "sinh",
+    "cosh": "cosh",
+    "tanh": "tanh",
+    "asinh": "asinh",
+    "acosh": "acosh",
+    "atanh": "atanh",
+    "exp": "exp",
+    "log": "log",
+    "erf": "erf",
+    "erfc": "erfc",
+    "Abs": "Abs",
+    "sign": "sign",
+    "Max": "Max",
+    "Min": "Min",
+    "atan2": "atan2",
+}
+
+
+class _ToSymEngine:
+    """Evaluates a SymPy tree into SymEngine scalars and dense matrices.
+
+    Matrix expressions (products, sums, transposes, Hadamard products and powers,
+    elementwise functions) are carried out on explicit SymEngine matrices of scalars, so
+    a matrix-level VJP becomes one flat list of scalar expressions for LLVM.
+    """
+
+    def __init__(self, env: dict) -> None:
+        self.env = env  # sympy Symbol -> se scalar; MatrixSymbol -> se.DenseMatrix
+        self.memo: dict = {}
+
+    def __call__(self, e: sp.Basic):
+        try:
+            return self.memo[e]
+        except KeyError:
+            out = self.memo[e] = self._convert(e)
+            return out
+
+    def _convert(self, e: sp.Basic):  # one branch per node type
+        if e in self.env:
+            return self.env[e]
+        if isinstance(e, MatrixElement):
+            parent, i, j = e.args
+            return self(parent)[int(i), int(j)]
+        if isinstance(e, sp.MatrixBase):
+            return se.DenseMatrix(e.rows, e.cols, [self(x) for x in e])
+        if isinstance(e, sp.MatMul):
+            coeff, mats = e.as_coeff_matrices()
+            out = self(mats[0])
+            for m in mats[1:]:
+                out = out * self(m)
+            return out if coeff == 1 else out.mul_scalar(self(coeff))
+        if isinstance(e, sp.MatAdd):
+            out = self(e.args[0])
+            for m in e.args[1:]:
+                out = out + self(m)
+            return out
+        if isinstance(e, sp.Transpose):
+            return self(e.arg).T
+        if isinstance(e, HadamardProduct):
+            out = self(e.args[0])
+            for m in e.args[1:]:
+                out = out.multiply_elementwise(self(m))
+            return out
+        if isinstance(e, HadamardPower):
+            base, exponent = self(e.args[0]), self(e.args[1])
+            return base.applyfunc(lambda x: x**exponent)
+        if isinstance(e, ElementwiseApplyFunction):
+            u = sp.Dummy("u")
+            body = e.function(u)
+            inner = self(e.expr)
+            return inner.applyfunc(lambda x: _ToSymEngine({**self.env, u: x})(body))
+        if isinstance(e, sp.ZeroMatrix):
+            return se.zeros(*(int(s) for s in e.shape))
+        if isinstance(e, sp.OneMatrix):
+            return se.ones(*(int(s) for s in e.shape))
+        if isinstance(e, sp.Identity):
+            return se.eye(int(e.shape[0]))
+        if isinstance(e, sp.MatrixExpr):
+            raise UnsupportedExpressionError(
+                f"the fast backend cannot compile the matrix expression {type(e).__name__}; use the default backend"
+            )
+        return self._scalar(e)
+
+    def _scalar(self, e: sp.Basic):
+        if isinstance(e, sp.Integer):
+            return se.Integer(int(e))
+        if isinstance(e, sp.Rational):
+            return se.Rational(int(e.p), int(e.q))
+        if isinstance(e, sp.Float):
+            return se.RealDouble(float(e))
+        if e is sp.pi:
+            return se.pi
+        if e is sp.E:
+            return se.E
+        if isinstance(e, sp.Add):
+            return se.Add(*[self(a) for a in e.args])
+        if isinstance(e, sp.Mul):
+            return se.Mul(*[self(a) for a in e.args])
+        if isinstance(e, sp.Pow):
+            return self(e.base) ** self(e.exp)
+        name = type(e).__name__
+        if isinstance(e, sp.tanh):
+            # 1 - 2/(exp(2x) + 1): absolute error below 4e-16 (exp overflows to inf
+            # harmlessly), and 40% cheaper than libm's tanh, which dominates neural kernels.
+            return 1 - 2 / (se.exp(2 * self(e.args[0])) + 1)
+        if isinstance(e, sp.Function | sp.Max | sp.Min) and name in _SE_FUNCTIONS:
+            return getattr(se, _SE_FUNCTIONS[name])(*[self(a) for a in e.args])
+        if isinstance(e, sp.Symbol):
+            raise UnsupportedExpressionError(f"symbol {e} is not an argument of the fast kernels")
+        raise UnsupportedExpressionError(
+            f"the fast backend cannot compile {name} (in {e}); it compiles {', '.join(sorted(_SE_FUNCTIONS))}: "
+            "use the default backend"
+        )
+
+
+def _flat(values) -> list:
+    """Flatten SymEngine scalars and matrices (row-major) into one list."""
+    out = []
+    for v in values:
+        if isinstance(v, se.DenseMatrix):
+            out.extend(v[i, j] for i in range(v.rows) for j in range(v.cols))
+        else:
+            out.append(v)
+    return out
+
+
+class FastSystem:
+    """The LLVM kernels of one system; get one through :func:`fast_system`.
+
+    Both kernels read one input vector ``[t, h (n), a (n), theta (p)]``: ``f`` writes
+    ``f(t, h, theta)`` (n values), ``vjp`` writes ``[a^T f_h, a^T f_theta, a^T f_t]``
+    (n + p + 1 values).
+    """
+
+    def __init__(self, system: ODESystem) -> None:
+        _require()
+        started = time.perf_counter()
+        self.system = system
+        n, p = int(system.n), int(system.n_params)
+        self.n, self.n_params = n, p
+        t = se.Symbol("_t")
+        hs = [se.Symbol(f"_h{i}") for i in range(n)]
+        As = [se.Symbol(f"_a{i}") for i in range(n)]
+        ps = [se.Symbol(f"_p{i}") for i in range(p)]
+        env: dict = {system.t: t}
+        cotangent = sp.MatrixSymbol("_cotangent", n, 1) if system.is_matrix_level else None
+        if system.is_matrix_level:
+            env[system.state[0]] = se.DenseMatrix(n, 1, hs)
+            env[cotangent] = se.DenseMatrix(n, 1, As)
+        else:
+            env.update(zip(system.state, hs))
+            cotangent = sp.ImmutableMatrix([sp.Dummy(f"c{i}") for i in range(n)])
+            env.update(zip(cotangent, As))
+        k = 0
+        for param in system.params:
+            if isinstance(param, sp.MatrixSymbol):
+                rows, cols = (int(s) for s in param.shape)
+                env[param] = se.DenseMatrix(rows, cols, ps[k : k + rows * cols])
+                k += rows * cols
+            else:
+                env[param] = ps[k]
+                k += 1
+        convert = _ToSymEngine(env)
+        d_h, d_theta, d_t = system.vjp(cotangent)
+        f_exprs = _flat([convert(system.rhs)])
+        vjp_exprs = _flat([convert(d_h), *[convert(b) for b in d_theta], convert(d_t)])
+        if len(f_exprs) != n or len(vjp_exprs) != n + p + 1:  # pragma: no cover - a translation bug
+            raise UnsupportedExpressionError(f"fast kernels: expected {n} and {n + p + 1} outputs")
+        self.derive_time = time.perf_counter() - started
+        inputs = [t, *hs, *As, *ps]
+        started = time.perf_counter()
+        try:
+            self.f = se.Lambdify(inputs, f_exprs, backend="llvm", cse=True)
+            self.vjp = se.Lambdify(inputs, vjp_exprs, backend="llvm", cse=True)
+        except RuntimeError as exc:
+            raise UnsupportedExpressionError(
+                f"SymEngine's LLVM backend cannot compile this system ({exc}); use the default backend"
+            ) from None
+        self.compile_time = time.perf_counter() - started
+        self.f_ptr = _callback(self.f)
+        self.vjp_ptr = _callback(self.vjp)
+
+    def __repr__(self) -> str:
+        return f"FastSystem({self.system!r})"
+
+
+@lru_cache(maxsize=64)
+def fast_system(system: ODESystem) -> FastSystem:
+    """The cached :class:`FastSystem` of ``system`` (systems are hashable)."""
+    return FastSystem(system)
+
+
+# -- the compiled integrator ---------------------------------------------------------------
+if numba is not None:
+    _KERNEL_SIG = _nt.void(_nt.CPointer(_nt.float64), _nt.CPointer(_nt.float64), _nt.voidptr)
+
+    class _Callback(_nt.WrapperAddressProtocol):
+        """A SymEngine LLVM function as a numba first-class function, plus its user data."""
+
+        def __init__(self, address: int, data: int) -> None:
+            self.address, self.data = address, data
+
+        def __wrapper_address__(self) -> int:
+            return self.address
+
+        def signature(self):
+            return _KERNEL_SIG
+
+    def _callback(fn) -> tuple:
+        cfunc, data = fn.as_ctypes()
+        import ctypes
+
+        return _Callback(ctypes.cast(cfunc, ctypes.c_void_p).value, data.value), data.value
+
+    @_intrinsic
+    def _voidptr(typingctx, address):
+        """Reinterpret an integer address as ``void*`` (the kernels' user data)."""
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(_nt.voidptr))
+
+        return _nt.voidptr(address), codegen
+
+    _jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+else:  # pragma: no cover
+
+    def _callback(fn) -> tuple:
+        raise InvalidModelError(INSTALL_HINT)
+
+    def _voidptr(address):
+        return address
+
+    def _jit(fn):
+        return fn
+
+
+# Dormand-Prince 5(4) exactly as SciPy's RK45: nodes, matrix, weights, error, dense output.
+_C = np.ascontiguousarray(RK45.C, dtype=np.float64)
+_A = np.ascontiguousarray(RK45.A, dtype=np.float64)
+_B = np.ascontiguousarray(RK45.B, dtype=np.float64)
+_E = np.ascontiguousarray(RK45.E, dtype=np.float64)
+_P = np.ascontiguousarray(RK45.P, dtype=np.float64)
+_SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0  # SciPy's step-size control constants
+_ERROR_EXPONENT = -1.0 / (RK45.error_estimator_order + 1)
+
+
+@_jit
+def _dense(ts, ys, qs, m, t, out):
+    """``h(t)`` from the first ``m`` steps' quartic interpolants (``ts`` monotone)."""
+    direction = 1.0 if ts[m] >= ts[0] else -1.0
+    s = t * direction
+    lo, hi = 0, m + 1  # first index with ts * direction >= s, as OdeSolution searches
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ts[mid] * direction < s:
+            lo = mid + 1
+        else:
+            hi = mid
+    k = min(max(lo - 1, 0), m - 1)
+    step = ts[k + 1] - ts[k]
+    x = (t - ts[k]) / step
+    n = out.size
+    for i in range(n):
+        acc = 0.0
+        power = 1.0
+        for j in range(qs.shape[2]):
+            power *= x
+            acc += qs[k, i, j] * power
+        out[i] = ys[k, i] + step * acc
+
+
+@_jit
+def _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t, y, out, scratch):
+    """Mode 0: ``f(t, y)``; mode 1: ``vjp(t, h(t), y[:n])`` with ``h`` dense (rate ``-vjp``)."""
+    buf[0] = t
+    if mode == 0:
+        for i in range(n):
+            buf[1 + i] = y[i]
+        kernel(out.ctypes, buf.ctypes, _voidptr(data))
+    else:
+        _dense(ts, ys, qs, m, t, scratch)
+        for i in range(n):
+            buf[1 + i] = scratch[i]
+            buf[1 + n + i] = y[i]
+        kernel(out.ctypes, buf.ctypes, _voidptr(data))  # the caller applies the minus sign
+
+
+@_jit
+def _rms(x, scale):
+    acc = 0.0
+    for i in range(x.size):
+        r = x[i] / scale[i]
+        acc += r * r
+    return np.sqrt(acc / x.size)
+
+
+@_jit
+def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol, record, max_steps):
+    """Adaptive RK45 from ``t0`` to ``t1``; SciPy's rules step for step.
+
+    Returns ``(y1, nfev, steps, status, t_reached, rec_t, rec_y, rec_q)``; with
+    ``record`` the accepted steps' times, states and dense coefficients.
+    """
+    size = y0.size
+    cap = 64 if record else 1
+    rec_t = np.empty(cap + 1)
+    rec_y = np.empty((cap + 1, size))
+    rec_q = np.empty((cap, size, _P.shape[1]))
+    rec_t[0] = t0
+    rec_y[0] = y0
+    y = y0.copy()
+    if t0 == t1:
+        return y, 0, 0, _OK, t0, rec_t[:1], rec_y[:1], rec_q[:0]
+    direction = 1.0 if t1 > t0 else -1.0
+    sign = -1.0 if mode == 1 else 1.0  # the adjoint's rate is -vjp: fold the sign into the step
+    n_stages = _B.size
+    K = np.empty((n_stages + 1, size))
+    scratch = np.empty(n)
+    f0 = np.empty(size)
+    _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t0, y, f0, scratch)
+    nfev = 1
+    # initial step: scipy.integrate._ivp.common.select_initial_step with order 4
+    interval = abs(t1 - t0)
+    scale = atol + np.abs(y) * rtol
+    d0 = _rms(y, scale)
+    d1 = _rms(f0, scale)
+    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    h0 = min(h0, interval)
+    y1 = y + (h0 * direction * sign) * f0
+    f1 = np.empty(size)
+    _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t0 + h0 * direction, y1, f1, scratch)
+    nfev += 1
+    d2 = _rms(f1 - f0, scale) / h0
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** (-_ERROR_EXPONENT)
+    h_abs = min(100 * h0, h1, interval)
+    K[0] = f0
+    t = t0
+    steps = 0
+    y_new = np.empty(size)
+    stage = np.empty(size)
+    err = np.empty(size)
+    while direction * (t - t1) < 0:
+        if steps >= max_steps:
+            return y, nfev, steps, _MAX_STEPS, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
+        min_step = 10 * abs(np.nextafter(t, direction * np.inf) - t)
+        if h_abs < min_step:
+            h_abs = min_step
+        accepted = False
+        rejected = False
+        while not accepted:
+            if h_abs < min_step:
+                return y, nfev, steps, _TOO_SMALL, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
+            h = h_abs * direction
+            t_new = t + h
+            if direction * (t_new - t1) > 0:
+                t_new = t1
+            h = t_new - t
+            h_abs = abs(h)
+            # The seven Dormand-Prince stages, one fused pass over the state each (the
+            # tableau entries are compile-time constants; zeros fold away).
+            hk = h * sign
+            K0, K1, K2, K3, K4, K5, K6 = K[0], K[1], K[2], K[3], K[4], K[5], K[6]
+            for i in range(size):
+                stage[i] = y[i] + hk * (_A[1, 0] * K0[i])
+            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[1] * h, stage, K1, scratch)
+            for i in range(size):
+                stage[i] = y[i] + hk * (_A[2, 0] * K0[i] + _A[2, 1] * K1[i])
+            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[2] * h, stage, K2, scratch)
+            for i in range(size):
+                stage[i] = y[i] + hk * (_A[3, 0] * K0[i] + _A[3, 1] * K1[i] + _A[3, 2] * K2[i])
+            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[3] * h, stage, K3, scratch)
+            for i in range(size):
+                stage[i] = y[i] + hk * (_A[4, 0] * K0[i] + _A[4, 1] * K1[i] + _A[4, 2] * K2[i] + _A[4, 3] * K3[i])
+            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[4] * h, stage, K4, scratch)
+            for i in range(size):
+                stage[i] = y[i] + hk * (
+                    _A[5, 0] * K0[i] + _A[5, 1] * K1[i] + _A[5, 2] * K2[i] + _A[5, 3] * K3[i] + _A[5, 4] * K4[i]
+                )
+            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[5] * h, stage, K5, scratch)
+            for i in range(size):
+                y_new[i] = y[i] + hk * (
+                    _B[0] * K0[i] + _B[1] * K1[i] + _B[2] * K2[i] + _B[3] * K3[i] + _B[4] * K4[i] + _B[5] * K5[i]
+                )
+            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + h, y_new, K6, scratch)
+            nfev += n_stages
+            finite = 0.0
+            for i in range(size):
+                err[i] = hk * (
+                    _E[0] * K0[i]
+                    + _E[1] * K1[i]
+                    + _E[2] * K2[i]
+                    + _E[3] * K3[i]
+                    + _E[4] * K4[i]
+                    + _E[5] * K5[i]
+                    + _E[6] * K6[i]
+                )
+                scale[i] = atol + max(abs(y[i]), abs(y_new[i])) * rtol
+                finite += y_new[i] * 0.0
+            if finite != 0.0:  # NaN or inf in the new state
+                return y, nfev, steps, _NON_FINITE, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
+            error_norm = _rms(err, scale)
+            if error_norm < 1:
+                if error_norm == 0:
+                    factor = _MAX_FACTOR
+                else:
+                    factor = min(_MAX_FACTOR, _SAFETY * error_norm**_ERROR_EXPONENT)
+                if rejected:
+                    factor = min(1.0, factor)
+                h_abs *= factor
+                accepted = True
+            elif np.isfinite(error_norm):
+                h_abs *= max(_MIN_FACTOR, _SAFETY * error_norm**_ERROR_EXPONENT)
+                rejected = True
+            else:
+                return y, nfev, steps, _NON_FINITE, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
+        if record:
+            if steps + 1 >= cap:
+                cap *= 2
+                grown_t = np.empty(cap + 1)
+                grown_y = np.empty((cap + 1, size))
+                grown_q = np.empty((cap, size, _P.shape[1]))
+                grown_t[: steps + 1] = rec_t[: steps + 1]
+                grown_y[: steps + 1] = rec_y[: steps + 1]
+                grown_q[:steps] = rec_q[:steps]
+                rec_t, rec_y, rec_q = grown_t, grown_y, grown_q
+            rec_t[steps + 1] = t_new
+            rec_y[steps + 1] = y_new
+            for i in range(size):
+                for k in range(_P.shape[1]):
+                    acc = 0.0
+                    for j in range(n_stages + 1):
+                        acc += K[j, i] * _P[j, k]
+                    rec_q[steps, i, k] = sign * acc
+        steps += 1
+        t = t_new
+        y[:] = y_new
+        K[0] = K[n_stages]
+    return y, nfev, steps, _OK, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
+
+
+@_jit
+def _forward(f, data, buf, n, t0, times, h0, rtol, atol, max_steps):
+    """Forward solve with dense output; states and ``f`` at the observation times."""
+    empty_t = np.empty(1)
+    empty_y = np.empty((1, n))
+    empty_q = np.empty((0, n, _P.shape[1]))
+    t1 = times[-1]
+    _, nfev, steps, status, t_reached, ts, ys, qs = _integrate(
+        f, data, buf, 0, n, empty_t, empty_y, empty_q, 0, t0, t1, h0, rtol, atol, True, max_steps
+    )
+    N = times.size
+    states = np.empty((N, n))
+    rates = np.empty((N, n))
+    if status != _OK:
+        return states, rates, ts, ys, qs, nfev, steps, status, t_reached
+    scratch = np.empty(n)
+    for i in range(N):
+        if times[i] == ts[-1]:
+            states[i] = ys[-1]
+        elif times[i] == ts[0]:
+            states[i] = ys[0]
+        else:
+            _dense(ts, ys, qs, steps, times[i], scratch)
+            states[i] = scratch
+        _rhs(f, data, buf, 0, n, ts, ys, qs, steps, times[i], states[i], rates[i], scratch)
+    return states, rates, ts, ys, qs, nfev, steps, status, t_reached
+
+
+@_jit
+def _backward(vjp, data, buf, n, p, ts, ys, qs, t0, times, d_states, dtimes, rtol, atol, max_steps):
+    """``[a, a_theta, a_t]`` from ``t1`` back to ``t0`` with the observation jumps."""
+    y = np.zeros(n + p + 1)
+    nfev = 0
+    steps = 0
+    m = ts.size - 1
+    for i in range(times.size - 1, -1, -1):
+        for j in range(n):
+            y[j] += d_states[i, j]
+        y[n + p] -= dtimes[i]
+        end = times[i - 1] if i > 0 else t0
+        y, fe, st, status, t_reached, _, _, _ = _integrate(
+            vjp, data, buf, 1, n, ts, ys, qs, m, times[i], end, y, rtol, atol, False, max_steps
+        )
+        nfev += fe
+        steps += st
+        if status != _OK:
+            return y, nfev, steps, status, t_reached
+    return y, nfev, steps, _OK, t0
+
+
+# -- the public entry point ------------------------------------------------------------------
+def fast_gradient(
+    problem: Problem,
+    *,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    method: str = "adjoint",
+) -> Gradient:
+    """The loss and its gradient by the compiled interpolating adjoint.
+
+    Same semantics as :func:`adjoint_sym.gradients.adjoint_gradient` (``dh0``,
+    ``dparams``, ``dt0`` with ``h0`` held fixed, ``dt1`` for final losses and ``dtimes``
+    for observation losses), computed with SciPy's RK45 scheme compiled end to end.
+
+    Parameters
+    ----------
+    problem : Problem
+        Real-valued; any loss (expression losses and :class:`CallableLoss` are evaluated
+        in Python once, at the observed states).
+    rtol, atol : float
+        Tolerances of the forward and the adjoint solve.
+    method : {"adjoint", "interpolating"}
+        Both mean the interpolating adjoint (the default route's choice for explicit
+        solvers).
+
+    Returns
+    -------
+    Gradient
+        ``method`` is ``"interpolating"``; ``stats`` has the step and evaluation counts,
+        ``wall_time`` and ``backend="fast"``.
+
+    Raises
+    ------
+    InvalidModelError
+        numba or symengine is missing (``pip install "adjoint_sym[fast]"``), or an
+        unknown ``method``.
+    UnsupportedExpressionError
+        The system uses a function the LLVM backend does not compile.
+    SolverFailedError
+        The solve blew up, its step size underflowed, or it took more than
+        :data:`MAX_STEPS` steps (a stiff system: use the default backend with LSODA).
+
+    Examples
+    --------
+    >>> from adjoint_sym import Problem, FinalLoss
+    >>> from adjoint_sym.builders import lotka_volterra
+    >>> prob = Problem(lotka_volterra(), [1.0, 1.0], {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0},
+    ...                0.0, 10.0, FinalLoss("x**2 + y**2"))
+    >>> g = fast_gradient(prob, rtol=1e-8, atol=1e-10)  # doctest: +SKIP
+    >>> sorted(g.dparams)  # doctest: +SKIP
+    ['a', 'b', 'c', 'd']
+    """
+    if not isinstance(problem, Problem):
+        raise InvalidModelError(f"fast_gradient() takes a Problem, got {type(problem).__name__}")
+    if method not in FAST_METHODS:
+        raise InvalidModelError(
+            f"the fast backend computes the interpolating adjoint; method {method!r} is not available there "
+            f"(choose one of {FAST_METHODS}, or use the default backend)"
+        )
+    _require()
+    started = time.perf_counter()
+    fs = fast_system(problem.system)
+    n, p = fs.n, fs.n_params
+    h0 = np.ascontiguousarray(problem.h0, dtype=np.float64)
+    theta = np.asarray(problem.theta)
+    if np.iscomplexobj(theta) or np.iscomplexobj(h0):
+        raise InvalidModelError("the fast backend is real-valued; use the default backend for complex input")
+    times = np.ascontiguousarray(problem.times, dtype=np.float64)
+    t0 = float(problem.t0)
+    buf = np.zeros(1 + 2 * n + p)
+    buf[1 + 2 * n :] = theta
+    f_ptr, f_data = fs.f_ptr
+    states, rates, ts, ys, qs, nfev_fwd, steps_fwd, status, t_reached = _forward(
+        f_ptr, f_data, buf, n, t0, times, h0, float(rtol), float(atol), MAX_STEPS
+    )
+    _check(status, t_reached, t0, float(times[-1]), "forward solve", ys[-1])
+    loss = problem.evaluate_loss(states)
+    d_states = np.ascontiguousarray(np.real(loss.d_states), dtype=np.float64)
+    dtimes = np.einsum("ij,ij->i", d_states, rates) + np.real(loss.d_times)
+    vjp_ptr, vjp_data = fs.vjp_ptr
+    y, nfev_bwd, steps_bwd, status, t_reached = _backward(
+        vjp_ptr, vjp_data, buf, n, p, ts, ys, qs, t0, times, d_states, dtimes, float(rtol), float(atol), MAX_STEPS
+    )
+    _check(status, t_reached, float(times[-1]), t0, "adjoint solve", y)
+    d_theta = y[n : n + p] + np.real(loss.d_theta)
+    stats = {
+        "nfev_forward": int(nfev_fwd),
+        "steps_forward": int(steps_fwd),
+        "nfev_backward": int(nfev_bwd),
+        "steps_backward": int(steps_bwd),
+        "wall_time": time.perf_counter() - started,
+        "solver": "RK45",
+        "backend": "fast",
+    }
+    return Gradient(
+        loss=float(np.real(loss.value)),
+        dh0=y[:n].copy(),
+        dparams=_named(problem, d_theta),
+        dt0=float(y[n + p]),
+        dt1=float(dtimes[-1]) if problem.is_final_loss else None,
+        method="interpolating",
+        dtimes=None if problem.is_final_loss else dtimes,
+        stats=stats,
+    )
+
+
+def _check(status: int, t_reached: float, start: float, end: float, what: str, state: np.ndarray) -> None:
+    if status == _OK:
+        return
+    reason, remedy = {
+        _TOO_SMALL: ("the step size fell below round-off", "the problem may be stiff or singular there"),
+        _MAX_STEPS: (f"it took more than {MAX_STEPS} steps", "the problem is probably stiff"),
+        _NON_FINITE: ("the solution became non-finite", "the solution may blow up: shorten the time span"),
+    }[status]
+    raise SolverFailedError(
+        f"{what} (fast backend, RK45) stopped at t = {t_reached:.6g} of [{start:.6g}, {end:.6g}]: {reason}; "
+        f"{remedy}, or use the default backend with solver='LSODA'",
+        t=float(t_reached),
+        state=np.array(state, copy=True),
+        solver_message=reason,
+    )
+
+
+def _named(problem: Problem, d_theta: np.ndarray) -> dict:
+    out = {}
+    k = 0
+    for name, shape in problem.system.param_shapes.items():
+        size = int(np.prod(shape)) if shape else 1
+        block = np.asarray(d_theta[k : k + size])
+        out[name] = block.reshape(shape).copy() if shape else float(block[0])
+        k += size
+    return out
+
+
+__all__ = ["FAST_METHODS", "FastSystem", "available", "fast_gradient", "fast_system"]
