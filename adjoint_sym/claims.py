@@ -142,7 +142,12 @@ def leading_term(expr: sp.Expr, step: sp.Symbol, order: int = 4) -> tuple[int | 
     >>> leading_term((y(t + D) - y(t)) / D - y(t).diff(t), D)
     (1, Derivative(y(t), (t, 2))/2)
     """
-    series = sp.expand(sp.series(expr, step, 0, order).removeO().doit())
+    series = sp.series(expr, step, 0, order).removeO().doit()
+    # SymPy's series cache can hand back a term built with a same-named symbol of other
+    # assumptions (``t`` vs ``t`` positive), which then fails to cancel: map names back.
+    mine = {s.name: s for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+    strays = {s: mine[s.name] for s in series.free_symbols if s.name in mine and s != mine[s.name]}
+    series = sp.expand(series.xreplace(strays))
     for k in range(order):
         coefficient = sp.simplify(series.coeff(step, k))
         if coefficient != 0:

@@ -72,7 +72,8 @@ def scripts(folder: Path | None = None) -> list[Path]:
     return found
 
 
-def _load(path: Path) -> ModuleType:
+def load_script(path: Path) -> ModuleType:
+    """Import the derivation script at ``path`` (its folder goes on ``sys.path`` for its helpers)."""
     folder = str(path.parent)
     if folder not in sys.path:  # scripts import their shared helpers (_common.py) from their folder
         sys.path.insert(0, folder)
@@ -144,7 +145,7 @@ def run_all(
     for path in scripts(None if derivations is None else Path(derivations)):
         _notify(progress, f"derivation {path.name}{' (quick)' if quick else ''}")
         started = time.perf_counter()
-        module = _load(path)
+        module = load_script(path)
         try:
             results = module.run(out_dir=figures, quick=quick)
         except Exception as exc:
@@ -210,4 +211,4 @@ def report_markdown(claims: dict[str, dict], sources: dict[str, str], timings: d
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["JSON_KEYS", "derivations_dir", "report_markdown", "run_all", "scripts"]
+__all__ = ["JSON_KEYS", "derivations_dir", "load_script", "report_markdown", "run_all", "scripts"]
