@@ -6,12 +6,17 @@ import math
 
 import numpy as np
 import pytest
+import sympy
 
 pytest.importorskip("hypothesis")
 
+from hypothesis import given
+
 from adjoint_sym import FinalLoss, ODESystem, Problem, gradient, verify
+from adjoint_sym.adapters import backend_function, loss_functions, rhs_function
 from adjoint_sym.errors import GradientMismatchError, InvalidModelError
 from adjoint_sym.mutants import handwritten_adjoint
+from adjoint_sym.strategies import problems
 from adjoint_sym.testing import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
@@ -181,3 +186,62 @@ def test_plugin_rejects_a_bad_option(pytester):
     result = pytester.runpytest_inprocess("-p", "adjoint_sym.pytest_plugin", "--adjoint-sym-rtol", "-1")
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*--adjoint-sym-rtol*"])
+
+
+# -- adapters ------------------------------------------------------------------------------------
+
+NUMPY_FUNCTIONS = {
+    **{name: getattr(np, name) for name in ("sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "log", "sqrt")},
+    "asin": np.arcsin,
+    "acos": np.arccos,
+    "atan": np.arctan,
+}
+
+
+@given(problems())
+def test_adapter_translation_matches_the_kernels(prob):
+    # the SymPy -> backend translation the torch and JAX adapters share, run with numpy
+    system, theta = prob.system, prob.theta
+    f = rhs_function(system, NUMPY_FUNCTIONS)
+    t = 0.5 * (prob.t0 + prob.t1)
+    np.testing.assert_allclose(f(t, *prob.h0, *theta), prob.kernels.f(t, prob.h0, theta), rtol=1e-13, atol=1e-13)
+    states = np.array([prob.h0 + i for i in range(len(prob.times))])
+    value = sum(fn(ti, *h, *theta)[0] for fn, ti, h in zip(loss_functions(prob, NUMPY_FUNCTIONS), prob.times, states))
+    assert value == pytest.approx(prob.evaluate_loss(states).value, rel=1e-13, abs=1e-13)
+
+
+def test_adapter_refuses_an_untranslatable_function():
+    x = sympy.Symbol("x")
+    with pytest.raises(InvalidModelError, match=r"the adapter cannot translate 'sin'; supported: exp"):
+        backend_function([x], [sympy.sin(x)], {"exp": np.exp})
+
+
+def test_adapters_name_the_missing_extra(decay):
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        from adjoint_sym.adapters.torch import torchdiffeq_gradient
+
+        with pytest.raises(ImportError, match=r"pip install torch torchdiffeq"):
+            torchdiffeq_gradient(decay)
+    if importlib.util.find_spec("jax") is None:
+        from adjoint_sym.adapters.jax import jax_gradient
+
+        with pytest.raises(ImportError, match=r"pip install jax"):
+            jax_gradient(decay)
+
+
+def test_torchdiffeq_adjoint_is_verified():
+    pytest.importorskip("torch")
+    pytest.importorskip("torchdiffeq")
+    from adjoint_sym.adapters.torch import torchdiffeq_gradient
+
+    # dopri5 at rtol 1e-10: its error stays well inside the default 1e-6 comparison
+    check_gradient_function(torchdiffeq_gradient, max_examples=10)
+
+
+def test_jax_odeint_adjoint_is_verified():
+    pytest.importorskip("jax")
+    from adjoint_sym.adapters.jax import jax_gradient
+
+    check_gradient_function(jax_gradient, max_examples=10)
