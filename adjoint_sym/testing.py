@@ -138,6 +138,11 @@ _CACHE: dict[tuple, Gradient] = {}
 _CACHE_SIZE = 512
 
 
+def clear_reference_cache() -> None:
+    """Forget memoized reference gradients (benchmarks time cold runs with it)."""
+    _CACHE.clear()
+
+
 def _fingerprint(problem: Problem) -> tuple:
     loss = problem.loss
     targets = getattr(loss, "targets", None)
@@ -483,6 +488,7 @@ __all__ = [
     "assert_gradients_agree",
     "check_gradient_function",
     "check_problem",
+    "clear_reference_cache",
     "compare_gradients",
     "default_references",
     "describe",
