@@ -253,3 +253,23 @@ def machine() -> str:
         f"times are {'wall' if clock is time.perf_counter else 'process CPU'} "
         "time, median of repeats"
     )
+
+
+def measure_paired(fns: dict[str, Callable[[], object]], *, repeats: int = 7, budget: float = 4.0) -> dict[str, Timing]:
+    """Median times of several functions measured round-robin (one call of each per round).
+
+    Interleaving makes a ratio of two medians robust to load that comes and goes on a
+    shared machine: both sides see the same neighbours.
+    """
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    deadline = time.perf_counter() + budget
+    rounds = 0
+    while rounds < repeats and (rounds < 3 or time.perf_counter() < deadline):
+        for name, fn in fns.items():
+            start = clock()
+            fn()
+            times[name].append(clock() - start)
+        rounds += 1
+    return {name: Timing(statistics.median(ts), min(ts), len(ts)) for name, ts in times.items()}
