@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -486,6 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdjointSymError as exc:
         print(f"adjoint-sym: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:  # the reader left (``| head``): not an error; keep exit quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:
         print(f"adjoint-sym: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
