@@ -54,8 +54,10 @@ TIME_MODES = ("none", "input", "linear")
 def _activation(name: str) -> sp.Lambda:
     if name not in ACTIVATIONS:
         raise InvalidModelError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
-    d = sp.Dummy("z")
-    return sp.Lambda(d, ACTIVATIONS[name](d))
+    # A fixed bound symbol (not a Dummy) so that two builds of one network are equal
+    # systems and share their compiled kernels.
+    z = sp.Symbol("z")
+    return sp.Lambda(z, ACTIVATIONS[name](z))
 
 
 def _apply(activation: str, z: sp.MatrixExpr) -> sp.MatrixExpr:

@@ -142,7 +142,9 @@ class _Backward:
         starts = [p.t0, *times[:-1]]
         for i in range(len(times) - 1, -1, -1):
             a = a + loss.d_states[i]
-            a_t = a_t - dtimes[i]
+            # Only the state's motion enters a_t: an explicit dL/dt_i belongs to t_i, which
+            # stays put when t0 moves (so a_t(t0) = -a(t0) . f(h0, t0) = dL/dt0).
+            a_t = a_t - loss.d_states[i] @ f(times[i], states[i], p.theta)
             if self.method == "backsolve":
                 drift = max(drift, self._drift(h, states[i]))
             a, a_theta, a_t, h = self._segment(times[i], starts[i], a, a_theta, a_t, h)

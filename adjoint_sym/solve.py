@@ -107,15 +107,18 @@ def integrate(
         ) from None
     if res.status != 0:
         t_end = float(res.t[-1]) if res.t.size else t0
+        state = res.y[:, -1] if res.y.size else None
         remedy = (
-            "the problem may be stiff: try solver='LSODA', 'BDF' or 'Radau'"
+            "the problem may be stiff (try solver='LSODA', 'BDF' or 'Radau') or its solution may blow up "
+            "(shorten the time span)"
             if solver in EXPLICIT
             else "loosen rtol/atol or shorten the time span"
         )
+        where = f" (state {_short(state)})" if state is not None else ""
         raise SolverFailedError(
-            f"{what} ({solver}) stopped at t = {t_end:.6g} of [{t0:.6g}, {t1:.6g}]: {res.message}; {remedy}",
+            f"{what} ({solver}) stopped at t = {t_end:.6g} of [{t0:.6g}, {t1:.6g}]{where}: {res.message}; {remedy}",
             t=t_end,
-            state=res.y[:, -1] if res.y.size else None,
+            state=state,
             solver_message=res.message,
         )
     return SolveResult(res.t, res.y, res.sol, int(res.nfev), int(res.njev), len(res.t) - 1)

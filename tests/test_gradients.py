@@ -281,17 +281,8 @@ IMPLICIT_FOR = {
     "explicit-time": ("Radau",),
     "callable-observations": ("BDF",),
 }
-# Bug (gradients.py, _Backward.run: ``a_t = a_t - dtimes[i]``): the explicit partial
-# dL/dt_i of a time-dependent loss is carried into a_t and so into dL/dt0, although the
-# observation times stay fixed when t0 moves (dL/dt0 must be -a(t0) . f(h0, t0)).
-EXPLICIT_TIME_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: gradients.py _Backward.run subtracts the explicit dL/dt_i from a_t, so dL/dt0 is off by "
-    "-sum_i dL/dt_i (explicit); subtract only d_states[i] . f(t_i, h_i)",
-)
-BUGS = {"explicit-time": EXPLICIT_TIME_BUG, "observation-expression-with-time": EXPLICIT_TIME_BUG}
 PARAMS = [
-    pytest.param(case, method, solver, id=f"{case}-{method}-{solver}", marks=BUGS.get(case, ()))
+    pytest.param(case, method, solver, id=f"{case}-{method}-{solver}")
     for case in CASES
     for solver in ("DOP853", "RK45", *IMPLICIT_FOR.get(case, ()))
     for method in METHODS

@@ -99,45 +99,15 @@ def test_blow_up_fails_at_the_blow_up_time(solver):
     assert "at t = 1" in str(err)
 
 
-# Bug (solve.py, integrate, the ``res.status != 0`` branch): when an explicit solver's step
-# size underflows, the remedy is always "the problem may be stiff"; at a finite-time
-# blow-up (the state growing without bound) it should suggest shortening the time span.
-@pytest.mark.parametrize(
-    "solver",
-    [
-        pytest.param(
-            s,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: solve.py integrate suggests only 'the problem may be stiff' when an explicit solver's "
-                "step underflows at a blow-up; should also say 'shorten the time span'",
-            ),
-        )
-        for s in EXPLICIT
-    ]
-    + list(IMPLICIT),
-)
+# A finite-time blow-up stops an explicit solver by step-size underflow: the message must
+# suggest a shorter span, not only stiffness.
+@pytest.mark.parametrize("solver", list(EXPLICIT) + list(IMPLICIT))
 def test_blow_up_suggests_a_shorter_span(solver):
     assert "shorten the time span" in str(blow_up_error(solver))
 
 
-# Bug (solve.py, integrate, the ``res.status != 0`` branch): the message names the time but
-# not the state, although SolverFailedError.state holds it; the issue asks for both.
-@pytest.mark.parametrize(
-    "solver",
-    [
-        pytest.param(
-            s,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: solve.py integrate's solver-stopped message omits the state; add "
-                "f'(state {_short(state)})' as the non-finite branch does",
-            ),
-        )
-        for s in ("DOP853", "RK45", "RK23", "BDF", "Radau")
-    ]
-    + ["LSODA"],
-)
+# The solver-stopped message names the state as well as the time.
+@pytest.mark.parametrize("solver", ["DOP853", "RK45", "RK23", "BDF", "Radau", "LSODA"])
 def test_blow_up_message_shows_the_state(solver):
     assert "state [" in str(blow_up_error(solver))
 
