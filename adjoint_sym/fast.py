@@ -15,7 +15,7 @@ under every gradient.  Here the same algorithm runs compiled end to end:
   it as first-class function pointers, so a new system never recompiles it.
 * **Adjoint**: the interpolating adjoint of :mod:`adjoint_sym.gradients`: forward with
   dense output, then ``[a, a_theta, a_t]`` backward with ``h(t)`` read from the dense
-  output, observation jumps ``a += dL/dh(t_i)`` and ``a_t -= dL/dt_i`` between segments
+  output, observation jumps ``a += dL/dh(t_i)`` and ``a_t -= dL/dh(t_i) . f`` between segments
   (Chen et al. 2018, appendix B).
 
 The results have the semantics of ``adjoint_gradient(problem, method="interpolating",
@@ -390,6 +390,13 @@ def _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t, y, out, scratch):
 
 
 @_jit
+def _copy(dst, src):
+    """``dst[:src.size] = src`` for flat arrays, as a loop (slice assignment compiles slowly)."""
+    for i in range(src.size):
+        dst[i] = src[i]
+
+
+@_jit
 def _rms(x, scale):
     acc = 0.0
     for i in range(x.size):
@@ -406,13 +413,14 @@ def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol
     ``record`` the accepted steps' times, states and dense coefficients.
     """
     size = y0.size
-    cap = 64 if record else 1
+    cap = 64 if record != 0 else 1
     rec_t = np.empty(cap + 1)
     rec_y = np.empty((cap + 1, size))
     rec_q = np.empty((cap, size, _P.shape[1]))
     rec_t[0] = t0
-    rec_y[0] = y0
-    y = y0.copy()
+    y = np.empty(size)
+    _copy(y, y0)
+    _copy(rec_y[0], y0)
     if t0 == t1:
         return y, 0, 0, _OK, t0, rec_t[:1], rec_y[:1], rec_q[:0]
     direction = 1.0 if t1 > t0 else -1.0
@@ -425,22 +433,28 @@ def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol
     nfev = 1
     # initial step: scipy.integrate._ivp.common.select_initial_step with order 4
     interval = abs(t1 - t0)
-    scale = atol + np.abs(y) * rtol
+    scale = np.empty(size)
+    for i in range(size):
+        scale[i] = atol + abs(y[i]) * rtol
     d0 = _rms(y, scale)
     d1 = _rms(f0, scale)
     h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
     h0 = min(h0, interval)
-    y1 = y + (h0 * direction * sign) * f0
+    y1 = np.empty(size)
+    for i in range(size):
+        y1[i] = y[i] + (h0 * direction * sign) * f0[i]
     f1 = np.empty(size)
     _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t0 + h0 * direction, y1, f1, scratch)
     nfev += 1
-    d2 = _rms(f1 - f0, scale) / h0
+    for i in range(size):
+        f1[i] -= f0[i]
+    d2 = _rms(f1, scale) / h0
     if d1 <= 1e-15 and d2 <= 1e-15:
         h1 = max(1e-6, h0 * 1e-3)
     else:
         h1 = (0.01 / max(d1, d2)) ** (-_ERROR_EXPONENT)
     h_abs = min(100 * h0, h1, interval)
-    K[0] = f0
+    _copy(K[0], f0)
     t = t0
     steps = 0
     y_new = np.empty(size)
@@ -520,18 +534,18 @@ def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol
                 rejected = True
             else:
                 return y, nfev, steps, _NON_FINITE, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
-        if record:
+        if record != 0:
             if steps + 1 >= cap:
                 cap *= 2
                 grown_t = np.empty(cap + 1)
                 grown_y = np.empty((cap + 1, size))
                 grown_q = np.empty((cap, size, _P.shape[1]))
-                grown_t[: steps + 1] = rec_t[: steps + 1]
-                grown_y[: steps + 1] = rec_y[: steps + 1]
-                grown_q[:steps] = rec_q[:steps]
+                _copy(grown_t, rec_t)
+                _copy(grown_y.reshape(grown_y.size), rec_y.reshape(rec_y.size))
+                _copy(grown_q.reshape(grown_q.size), rec_q.reshape(rec_q.size))
                 rec_t, rec_y, rec_q = grown_t, grown_y, grown_q
             rec_t[steps + 1] = t_new
-            rec_y[steps + 1] = y_new
+            _copy(rec_y[steps + 1], y_new)
             for i in range(size):
                 for k in range(_P.shape[1]):
                     acc = 0.0
@@ -540,8 +554,8 @@ def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol
                     rec_q[steps, i, k] = sign * acc
         steps += 1
         t = t_new
-        y[:] = y_new
-        K[0] = K[n_stages]
+        _copy(y, y_new)
+        _copy(K[0], K[n_stages])
     return y, nfev, steps, _OK, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
 
 
@@ -553,8 +567,23 @@ def _forward(f, data, buf, n, t0, times, h0, rtol, atol, max_steps):
     empty_q = np.empty((0, n, _P.shape[1]))
     t1 = times[-1]
     _, nfev, steps, status, t_reached, ts, ys, qs = _integrate(
-        f, data, buf, 0, n, empty_t, empty_y, empty_q, 0, t0, t1, h0, rtol, atol, True, max_steps
-    )
+        f,
+        data,
+        buf,
+        np.int64(0),
+        n,
+        empty_t,
+        empty_y,
+        empty_q,
+        np.int64(0),
+        t0,
+        t1,
+        h0,
+        rtol,
+        atol,
+        np.int64(1),
+        max_steps,
+    )  # np.int64(...): plain integers, so both callers share one compiled _integrate
     N = times.size
     states = np.empty((N, n))
     rates = np.empty((N, n))
@@ -563,19 +592,21 @@ def _forward(f, data, buf, n, t0, times, h0, rtol, atol, max_steps):
     scratch = np.empty(n)
     for i in range(N):
         if times[i] == ts[-1]:
-            states[i] = ys[-1]
+            _copy(states[i], ys[-1])
         elif times[i] == ts[0]:
-            states[i] = ys[0]
+            _copy(states[i], ys[0])
         else:
-            _dense(ts, ys, qs, steps, times[i], scratch)
-            states[i] = scratch
+            _dense(ts, ys, qs, steps, times[i], states[i])
         _rhs(f, data, buf, 0, n, ts, ys, qs, steps, times[i], states[i], rates[i], scratch)
     return states, rates, ts, ys, qs, nfev, steps, status, t_reached
 
 
 @_jit
-def _backward(vjp, data, buf, n, p, ts, ys, qs, t0, times, d_states, dtimes, rtol, atol, max_steps):
-    """``[a, a_theta, a_t]`` from ``t1`` back to ``t0`` with the observation jumps."""
+def _backward(vjp, data, buf, n, p, ts, ys, qs, t0, times, d_states, motion, rtol, atol, max_steps):
+    """``[a, a_theta, a_t]`` from ``t1`` back to ``t0`` with the observation jumps.
+
+    At each ``t_i``: ``a += dL/dh(t_i)`` and ``a_t -= motion[i]``, ``motion[i] = dL/dh(t_i) . f``.
+    """
     y = np.zeros(n + p + 1)
     nfev = 0
     steps = 0
@@ -583,10 +614,10 @@ def _backward(vjp, data, buf, n, p, ts, ys, qs, t0, times, d_states, dtimes, rto
     for i in range(times.size - 1, -1, -1):
         for j in range(n):
             y[j] += d_states[i, j]
-        y[n + p] -= dtimes[i]
+        y[n + p] -= motion[i]
         end = times[i - 1] if i > 0 else t0
         y, fe, st, status, t_reached, _, _, _ = _integrate(
-            vjp, data, buf, 1, n, ts, ys, qs, m, times[i], end, y, rtol, atol, False, max_steps
+            vjp, data, buf, np.int64(1), n, ts, ys, qs, m, times[i], end, y, rtol, atol, np.int64(0), max_steps
         )
         nfev += fe
         steps += st
@@ -673,10 +704,13 @@ def fast_gradient(
     _check(status, t_reached, t0, float(times[-1]), "forward solve", ys[-1])
     loss = problem.evaluate_loss(states)
     d_states = np.ascontiguousarray(np.real(loss.d_states), dtype=np.float64)
-    dtimes = np.einsum("ij,ij->i", d_states, rates) + np.real(loss.d_times)
+    motion = np.einsum("ij,ij->i", d_states, rates)  # dL/dh(t_i) . f(h(t_i), t_i)
+    dtimes = motion + np.real(loss.d_times)
     vjp_ptr, vjp_data = fs.vjp_ptr
+    # Only the state's motion jumps a_t: an explicit dL/dt_i belongs to t_i, which stays put
+    # when t0 moves (so a_t(t0) = -a(t0) . f(h0, t0) = dL/dt0).
     y, nfev_bwd, steps_bwd, status, t_reached = _backward(
-        vjp_ptr, vjp_data, buf, n, p, ts, ys, qs, t0, times, d_states, dtimes, float(rtol), float(atol), MAX_STEPS
+        vjp_ptr, vjp_data, buf, n, p, ts, ys, qs, t0, times, d_states, motion, float(rtol), float(atol), MAX_STEPS
     )
     _check(status, t_reached, float(times[-1]), t0, "adjoint solve", y)
     d_theta = y[n : n + p] + np.real(loss.d_theta)

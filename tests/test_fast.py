@@ -1,0 +1,227 @@
+"""The compiled fast path (:mod:`adjoint_sym.fast`) against the default route and closed forms.
+
+Tolerances.  Two kinds of comparison:
+
+* Against ``gradient(problem, "interpolating")`` (SciPy DOP853): a different integrator,
+  so the two differ by the global errors of a forward and a backward solve, each a modest
+  multiple of ``rtol`` on these non-expanding problems.  As in ``test_gradients.py`` we
+  allow ``C * rtol`` relative to the gradient's largest component, ``C = 100``.
+* Against ``gradient(problem, "interpolating", solver="RK45")``: the same scheme, step-size
+  rule and dense output, so only round-off differs (operation order, fused multiply-adds,
+  tanh through exp).  Round-off perturbs each step's error estimate by ~1e-16 relative and
+  the accepted step sizes by as little, so the results agree to ~1e-13; we allow
+  ``1e-4 * rtol``, still four orders of magnitude below any discretisation effect, so a
+  wrong coefficient or a missing term (which shows at ``rtol`` or above) cannot hide.
+
+``atol = 1e-3 * rtol`` keeps the relative tolerance in control of these O(1) states.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+pytest.importorskip("numba")
+pytest.importorskip("symengine")
+
+from adjoint_sym import FinalLoss, ObservationLoss, ODESystem, Problem
+from adjoint_sym import fast as fast_module
+from adjoint_sym.builders import lotka_volterra, two_layer
+from adjoint_sym.errors import InvalidModelError, SolverFailedError, UnsupportedExpressionError
+from adjoint_sym.fast import fast_gradient
+from adjoint_sym.methods import gradient
+
+RTOL = 1e-8
+ATOL = 1e-3 * RTOL
+C = 100  # see the module docstring
+SAME_SCHEME = 1e-4  # in units of rtol; see the module docstring
+
+
+def assert_close(got, ref, bound: float, what: str) -> None:
+    """Every component of ``got`` within ``bound * max|ref|`` of ``ref``, failures listed by name."""
+    a, b = got.quantities(), ref.quantities()
+    assert a.keys() == b.keys(), (sorted(a), sorted(b))
+    scale = max(abs(v) for v in b.values())
+    bad = [
+        f"{name}: fast {a[name]:.15g}, reference {b[name]:.15g}, deviation {abs(a[name] - b[name]) / scale:.3g}"
+        for name in b
+        if not abs(a[name] - b[name]) <= bound * scale
+    ]
+    assert not bad, f"{what}: {len(bad)} component(s) beyond {bound:.3g} relative:\n" + "\n".join(bad)
+    assert abs(got.loss - ref.loss) <= bound * max(abs(ref.loss), 1e-300), (got.loss, ref.loss)
+
+
+def check_both(problem: Problem, rtol: float = RTOL, growth: float = 1.0) -> None:
+    """Fast vs both SciPy routes; ``growth`` is the problem's error growth factor ``G``."""
+    atol = 1e-3 * rtol
+    got = fast_gradient(problem, rtol=rtol, atol=atol)
+    dop = gradient(problem, "interpolating", rtol=rtol, atol=atol)
+    rk45 = gradient(problem, "interpolating", solver="RK45", rtol=rtol, atol=atol)
+    assert_close(got, dop, C * growth * rtol, "fast vs DOP853 interpolating")
+    assert_close(got, rk45, SAME_SCHEME * rtol, "fast vs RK45 interpolating (same scheme)")
+    assert got.method == "interpolating" and got.stats["backend"] == "fast"
+    assert (got.dt1 is None) == (dop.dt1 is None)
+
+
+def lv_problem(t1: float = 10.0) -> Problem:
+    params = {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}
+    return Problem(lotka_volterra(), [1.0, 1.0], params, 0.0, t1, FinalLoss("x**2 + y**2"))
+
+
+def test_lotka_volterra_final_loss():
+    check_both(lv_problem())
+
+
+@pytest.mark.parametrize("rtol", [1e-6, 1e-10])
+def test_exponential_decay_matches_the_closed_form(rtol):
+    """``x' = -k x``, ``L = x(T)^2 = x0^2 exp(-2 k tau)``, ``tau = t1 - t0``."""
+    system = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    x0, k, t0, t1 = 1.3, 0.7, 0.2, 2.5
+    problem = Problem(system, [x0], {"k": k}, t0, t1, FinalLoss("x**2"))
+    g = fast_gradient(problem, rtol=rtol, atol=1e-3 * rtol)
+    tau = t1 - t0
+    L = x0**2 * np.exp(-2 * k * tau)
+    exact = {
+        "dL/dh0[x]": 2 * x0 * np.exp(-2 * k * tau),
+        "dL/dk": -2 * tau * L,
+        "dL/dt0": 2 * k * L,  # h0 held fixed: a later start shortens the decay
+        "dL/dt1": -2 * k * L,
+    }
+    got = g.quantities(["x"])
+    for name, value in exact.items():
+        # the closed form is exact; the fast path carries the two solves' global error
+        assert abs(got[name] - value) <= C * rtol * abs(value), (name, got[name], value)
+    assert abs(g.loss - L) <= C * rtol * L
+    # a tighter tolerance is more accurate: an adjoint with a wrong term would not improve
+    coarse = fast_gradient(problem, rtol=1e-4, atol=1e-7).quantities(["x"])
+    assert abs(got["dL/dk"] - exact["dL/dk"]) < abs(coarse["dL/dk"] - exact["dL/dk"])
+
+
+def observation_problem(times=(0.5, 1.0, 2.0, 3.5)) -> Problem:
+    """A forced damped oscillator read at several times (explicit time dependence)."""
+    system = ODESystem.from_strings(["x", "v"], ["w", "z"], "t", ["v", "-w**2*x - 2*z*w*v + sin(t)"])
+    rng = np.random.default_rng(1)
+    targets = rng.normal(size=(len(times), 2))
+    return Problem(system, [1.0, 0.0], {"w": 1.7, "z": 0.1}, 0.0, times[-1], ObservationLoss(times, targets))
+
+
+def test_observation_loss_with_jumps_and_explicit_time():
+    check_both(observation_problem())
+
+
+def test_observation_at_t0_and_backward_in_time():
+    """An observation at ``t0`` (a zero-length segment), and a span run backward in time."""
+    check_both(observation_problem(times=(0.0, 1.0, 2.0)))
+    problem = lv_problem()
+    backward = Problem(problem.system, [1.0, 1.0], problem.params, 3.0, 0.5, FinalLoss("x*y"))
+    check_both(backward)
+
+
+def test_expression_loss_with_parameters_and_time():
+    system = lotka_volterra()
+    loss = ObservationLoss([1.0, 2.0, 3.0], expr="a*x**2 + t*y")
+    check_both(Problem(system, [1.0, 0.5], {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}, 0.0, 3.0, loss))
+
+
+def spiral_problem(hidden: int = 8) -> Problem:
+    """``W2 tanh(W1 h^3 + b1) + b2`` with ``W2 W1`` close to the spiral matrix of Chen et al."""
+    rng = np.random.default_rng(0)
+    spiral = np.array([[-0.1, 2.0], [-2.0, -0.1]])
+    W1 = 0.3 * rng.normal(size=(hidden, 2))
+    W2 = spiral @ np.linalg.pinv(W1)
+    times = np.linspace(0.5, 5.0, 10)
+    targets = np.stack([2 * np.cos(2 * times), -2 * np.sin(2 * times)], axis=1) * np.exp(-0.1 * times)[:, None]
+    params = {"W1": W1, "b1": 0.1 * rng.normal(size=(hidden, 1)), "W2": W2, "b2": np.zeros((2, 1))}
+    return Problem(two_layer(2, hidden, input_power=3), [2.0, 0.0], params, 0.0, 5.0, ObservationLoss(times, targets))
+
+
+def test_matrix_level_spiral():
+    problem = spiral_problem()
+    # G = 10: the cubic input expands the flow (f_h = 3 h^2 W2 W1 with |h| ~ 2 has norm ~ 24),
+    # so RK45's global error is larger than on the contracting problems: the default route's
+    # own RK45 solve lies ~200 rtol from a tight (rtol=1e-12) DOP853 solve, DOP853 ~20 rtol.
+    check_both(problem, growth=10.0)
+    g = fast_gradient(problem, rtol=RTOL, atol=ATOL)
+    assert g.dparams["W1"].shape == (8, 2) and g.dparams["b2"].shape == (2, 1)
+
+
+def test_time_input_network():
+    """``sigma(W h + t u + b)``: the matrix-level ``a^T f_t`` reaches ``dt0`` and ``dtimes``."""
+    from adjoint_sym.builders import neural_ode
+
+    rng = np.random.default_rng(3)
+    params = {"W": 0.5 * rng.normal(size=(3, 3)), "b": rng.normal(size=(3, 1)), "u": rng.normal(size=(3, 1))}
+    loss = ObservationLoss([0.5, 1.5], targets=np.zeros((2, 3)))
+    check_both(Problem(neural_ode(3, time="input", activation="sigmoid"), [0.1, -0.2, 0.3], params, 0.0, 1.5, loss))
+
+
+def test_a_missing_observation_jump_is_caught():
+    """The comparison has teeth: dropping one jump of ``a`` moves the gradient far beyond it."""
+    problem = observation_problem()
+    ref = gradient(problem, "interpolating", rtol=RTOL, atol=ATOL)
+    fs = fast_module.fast_system(problem.system)
+    n, p = fs.n, fs.n_params
+    buf = np.zeros(1 + 2 * n + p)
+    buf[1 + 2 * n :] = problem.theta
+    states, rates, ts, ys, qs, *_ = fast_module._forward(
+        *fs.f_ptr, buf, n, problem.t0, problem.times, problem.h0, RTOL, ATOL, 10_000
+    )
+    loss = problem.evaluate_loss(states)
+    d_states = np.ascontiguousarray(loss.d_states)
+    d_states[1] = 0.0  # the mutant: no jump at the second observation
+    motion = np.einsum("ij,ij->i", loss.d_states, rates)
+    y, *_ = fast_module._backward(
+        *fs.vjp_ptr, buf, n, p, ts, ys, qs, problem.t0, problem.times, d_states, motion, RTOL, ATOL, 10_000
+    )
+    scale = np.max(np.abs(ref.dh0))
+    assert np.max(np.abs(y[:n] - ref.dh0)) > 1e3 * C * RTOL * scale
+
+
+# -- errors: each names the culprit and the fix -----------------------------------------------
+def test_unknown_method_names_the_choices():
+    with pytest.raises(InvalidModelError, match=r"interpolating adjoint.*'backsolve'"):
+        fast_gradient(lv_problem(), method="backsolve")
+
+
+def test_not_a_problem():
+    with pytest.raises(InvalidModelError, match="takes a Problem, got dict"):
+        fast_gradient({})
+
+
+def test_missing_dependency_names_the_extra(monkeypatch):
+    monkeypatch.setattr(fast_module, "numba", None)
+    with pytest.raises(
+        InvalidModelError, match=r"needs numba, which is not installed: pip install \"adjoint_sym\[fast\]\""
+    ):
+        fast_gradient(lv_problem())
+    monkeypatch.setattr(fast_module, "se", None)
+    with pytest.raises(InvalidModelError, match="needs numba and symengine, which are not installed"):
+        fast_gradient(lv_problem())
+
+
+def test_complex_input_is_refused():
+    problem = lv_problem().with_values(theta=np.array([1.5, 1.0, 3.0, 1.0]) + 1e-20j)
+    with pytest.raises(InvalidModelError, match="real-valued; use the default backend"):
+        fast_gradient(problem)
+
+
+def test_unsupported_function_names_it():
+    x = sp.Symbol("x")
+    k = sp.Symbol("k")
+    system = ODESystem([x], [k], sp.Symbol("t"), [sp.besselj(0, k * x)])
+    with pytest.raises(UnsupportedExpressionError, match="cannot compile besselj"):
+        fast_gradient(Problem(system, [1.0], {"k": 1.0}, 0.0, 1.0, FinalLoss("x")))
+
+
+def test_blow_up_is_a_clear_solver_error():
+    system = ODESystem.from_strings(["x"], ["k"], "t", ["k*x**2"])
+    problem = Problem(system, [1.0], {"k": 1.0}, 0.0, 2.0, FinalLoss("x"))  # x = 1/(1 - t) blows up at t = 1
+    with pytest.raises(SolverFailedError, match=r"forward solve \(fast backend, RK45\) stopped at t = 1"):
+        fast_gradient(problem)
+
+
+def test_step_budget_is_a_clear_solver_error(monkeypatch):
+    monkeypatch.setattr(fast_module, "MAX_STEPS", 5)
+    with pytest.raises(SolverFailedError, match=r"more than 5 steps; the problem is probably stiff.*LSODA"):
+        fast_gradient(lv_problem())
