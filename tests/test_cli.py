@@ -585,3 +585,10 @@ def test_derive_matrix_parameters_one_line_per_entry(tmp_path: Path, capsys) -> 
         for j, hj in enumerate(("x", "y")):
             assert f"da_W[{i},{j}]/dt = -{ai}*{hj}\n" in out
         assert f"da_b[{i},0]/dt = -{ai}\n" in out
+
+
+def test_version(capsys) -> None:
+    import adjoint_sym
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"adjoint-sym {adjoint_sym.__version__}"
