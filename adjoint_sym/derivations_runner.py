@@ -5,8 +5,9 @@ returning ``{claim id: {"verdict", "correct_statement", "evidence", ...}}`` (see
 :mod:`adjoint_sym.claims`).  :func:`run_all` imports them one by one (files starting with
 ``_`` are helpers, not derivations), collects the claims, and writes into ``out_dir``:
 
-* ``report.md``: the verdict table, then one section per claim (the note's statement,
-  the correct statement, the symbolic proof, the numeric experiment, the figures);
+* ``report.md`` (and ``report.tex``, the same as a standalone LaTeX document): the verdict
+  table, then one section per claim (the note's statement, the correct statement, the
+  symbolic proof, the numeric experiment, the figures);
 * ``verdicts.json``: ``{"C1": {"verdict": ..., "correct_statement": ..., "evidence": ...}, ...}``;
 * ``figures/``: the scripts' PNG figures (skipped when matplotlib is missing).
 
@@ -160,6 +161,7 @@ def run_all(
     verdicts = {cid: {k: r[k] for k in JSON_KEYS} for cid, r in ordered.items()}
     (out / "verdicts.json").write_text(json.dumps(verdicts, indent=2, ensure_ascii=False) + "\n")
     (out / "report.md").write_text(report_markdown(ordered, sources, timings, quick))
+    (out / "report.tex").write_text(report_latex(ordered, sources))
     return verdicts
 
 
@@ -211,4 +213,59 @@ def report_markdown(claims: dict[str, dict], sources: dict[str, str], timings: d
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["JSON_KEYS", "derivations_dir", "load_script", "report_markdown", "run_all", "scripts"]
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def _tex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def report_latex(claims: dict[str, dict], sources: dict[str, str]) -> str:
+    r"""A standalone LaTeX document: the verdict table and each claim's checks (figures under ``figures/``).
+
+    Examples
+    --------
+    >>> tex = report_latex({"C1": {"verdict": "exact", "correct_statement": "a_t = 1", "evidence": "e"}},
+    ...                    {"C1": "x.py"})
+    >>> r"a\_t = 1" in tex and tex.rstrip().endswith(r"\end{document}")
+    True
+    """
+    lines = [
+        r"\documentclass[10pt]{article}",
+        r"\usepackage[margin=2cm]{geometry}",
+        r"\usepackage{longtable,graphicx}",
+        r"\title{The source note's claims, decided}",
+        r"\author{adjoint\_sym derivations}",
+        r"\begin{document}",
+        r"\maketitle",
+        r"\begin{longtable}{p{0.06\linewidth}p{0.12\linewidth}p{0.74\linewidth}}",
+        r"claim & verdict & correct statement \\ \hline",
+    ]
+    lines += [rf"{cid} & \textbf{{{r['verdict']}}} & {_tex(r['correct_statement'])} \\" for cid, r in claims.items()]
+    lines.append(r"\end{longtable}")
+    for cid, r in claims.items():
+        source = _tex(sources.get(cid, ""))
+        lines += [rf"\section*{{{cid}: {r['verdict']}}}", rf"\emph{{Source:}} \texttt{{{source}}}\\"]
+        if r.get("note_statement"):
+            lines.append(rf"\emph{{The note says:}} {_tex(r['note_statement'])}\\")
+        lines.append(rf"\emph{{Correct statement:}} {_tex(r['correct_statement'])}")
+        items = [*(r.get("proof") or []), *(r.get("experiment") or [])] or [r["evidence"]]
+        lines += [r"\begin{itemize}", *(rf"\item {_tex(x)}" for x in items), r"\end{itemize}"]
+        for fig in r.get("figures") or []:
+            lines.append(rf"\includegraphics[width=\linewidth]{{figures/{fig}}}")
+    lines.append(r"\end{document}")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["JSON_KEYS", "derivations_dir", "load_script", "report_latex", "report_markdown", "run_all", "scripts"]

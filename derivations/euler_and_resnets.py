@@ -71,7 +71,7 @@ def claim_gradient_descent(
     proof_rate = Check(
         "dL/dt along dy/dt = -L'(y) minus the claimed rate",
         rate_residual == 0,
-        f"chain rule gives dL/dt = {sp.simplify(dLdt)}; residual {rate_residual}",
+        f"chain rule gives dL/dt = {_show(sp.simplify(dLdt))}; residual {_show(rate_residual)}",
     )
 
     # Numeric 1: gradient descent (hand-coded gradient) against Euler on the SymPy-derived flow.

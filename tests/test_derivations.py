@@ -78,6 +78,8 @@ def test_report_has_the_table_sections_and_figures(report):
     for cid, verdict in EXPECTED.items():
         assert f"## {cid}\n" in text
         assert f"**Verdict: {verdict}**" in text
+    tex = (out / "report.tex").read_text()
+    assert tex.startswith(r"\documentclass") and all(rf"\section*{{{c}: {v}}}" in tex for c, v in EXPECTED.items())
     pytest.importorskip("matplotlib")
     linked = [line.split("](figures/")[1].rstrip(")") for line in text.splitlines() if "](figures/" in line]
     assert {"euler_convergence.png", "adjoint_sign.png", "memory_and_accuracy.png"} <= set(linked)
