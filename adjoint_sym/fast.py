@@ -75,14 +75,14 @@ _OK, _TOO_SMALL, _MAX_STEPS, _NON_FINITE = 0, 1, 2, 3
 
 
 def available() -> bool:
-    """Whether numba and symengine are installed, so :func:`fast_gradient` can run.
+    """Whether numba and symengine (built with LLVM) are installed, so :func:`fast_gradient` can run.
 
     Examples
     --------
     >>> isinstance(available(), bool)
     True
     """
-    return numba is not None and se is not None and hasattr(se, "Lambdify")
+    return numba is not None and se is not None and bool(getattr(se, "have_llvm", False))
 
 
 def _require() -> None:
@@ -91,6 +91,11 @@ def _require() -> None:
         raise InvalidModelError(
             f"the fast backend needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
             f"not installed: {INSTALL_HINT}, or use the default backend"
+        )
+    if not getattr(se, "have_llvm", False):
+        raise InvalidModelError(
+            f"the fast backend needs symengine built with LLVM, and symengine {se.__version__} is not: "
+            f"reinstall it from PyPI's wheels ({INSTALL_HINT}), or use the default backend"
         )
 
 

@@ -25,7 +25,7 @@ import sympy as sp
 pytest.importorskip("numba")
 pytest.importorskip("symengine")
 
-from adjoint_sym import FinalLoss, ObservationLoss, ODESystem, Problem
+from adjoint_sym import CallableLoss, FinalLoss, ObservationLoss, ODESystem, Problem
 from adjoint_sym import fast as fast_module
 from adjoint_sym.builders import lotka_volterra, two_layer
 from adjoint_sym.errors import InvalidModelError, SolverFailedError, UnsupportedExpressionError
@@ -124,6 +124,14 @@ def test_expression_loss_with_parameters_and_time():
     check_both(Problem(system, [1.0, 0.5], {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}, 0.0, 3.0, loss))
 
 
+def test_callable_loss_and_zero_length_span():
+    system = lotka_volterra()
+    params = {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}
+    loss = CallableLoss(lambda s, th: float(np.sum(s**2)), lambda s, th: (2 * s, np.zeros(4)), times=(0.5, 2.0))
+    check_both(Problem(system, [1.0, 0.5], params, 0.0, 2.0, loss))
+    check_both(Problem(system, [1.0, 0.5], params, 1.0, 1.0, FinalLoss("x**2 + y")))  # nothing to integrate
+
+
 def spiral_problem(hidden: int = 8) -> Problem:
     """``W2 tanh(W1 h^3 + b1) + b2`` with ``W2 W1`` close to the spiral matrix of Chen et al."""
     rng = np.random.default_rng(0)
@@ -197,6 +205,17 @@ def test_missing_dependency_names_the_extra(monkeypatch):
         fast_gradient(lv_problem())
     monkeypatch.setattr(fast_module, "se", None)
     with pytest.raises(InvalidModelError, match="needs numba and symengine, which are not installed"):
+        fast_gradient(lv_problem())
+
+
+def test_symengine_without_llvm_is_named(monkeypatch):
+    class NoLLVM:
+        have_llvm = False
+        __version__ = "0.0-test"
+
+    monkeypatch.setattr(fast_module, "se", NoLLVM)
+    assert not fast_module.available()
+    with pytest.raises(InvalidModelError, match=r"symengine built with LLVM, and symengine 0\.0-test is not"):
         fast_gradient(lv_problem())
 
 
