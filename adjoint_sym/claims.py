@@ -15,6 +15,7 @@ conditions the note does not state: in a limit, to an order, at one time), ``inc
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -156,38 +157,48 @@ def leading_term(expr: sp.Expr, step: sp.Symbol, order: int = 4) -> tuple[int | 
 
 
 def relative_error(value, reference) -> float:
-    """``max |value - reference| / max(|reference|, tiny)`` over all entries."""
+    """``max |value - reference| / max(|reference|, tiny)`` over all entries.
+
+    Examples
+    --------
+    >>> relative_error([1.0, -2.0], [1.0, 2.0])  # a flipped sign shows as 2
+    2.0
+    """
     value, reference = np.atleast_1d(np.asarray(value, float)), np.atleast_1d(np.asarray(reference, float))
     scale = max(float(np.max(np.abs(reference))), np.finfo(float).tiny)
     return float(np.max(np.abs(value - reference)) / scale)
 
 
 def as_results(claims: Iterable[Claim]) -> dict[str, dict]:
-    """``{id: claim.as_dict()}``: what every derivation's ``run`` returns."""
+    """``{id: claim.as_dict()}``: what every derivation's ``run`` returns.
+
+    Examples
+    --------
+    >>> out = as_results([Claim("C0", "1 = 1", "1 = 1", [Check("trivial", True, "0")], [])])
+    >>> out["C0"]["verdict"], out["C0"]["evidence"]
+    ('exact', 'trivial: pass. 0')
+    """
     return {c.id: c.as_dict() for c in claims}
 
 
 def figure_saver(out_dir: str | Path | None) -> Callable | None:
-    """A function ``save(fig, name) -> name`` writing into ``out_dir``, or None without one.
+    """A function ``save(fig, name) -> name`` writing a ``matplotlib.figure.Figure`` into ``out_dir``.
 
-    Returns None as well when matplotlib is missing: derivations then skip their figures.
+    Returns None without ``out_dir``, and when matplotlib is missing: derivations then
+    skip their figures.
+
+    Examples
+    --------
+    >>> figure_saver(None) is None
+    True
     """
-    if out_dir is None:
-        return None
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-    except ImportError:
+    if out_dir is None or importlib.util.find_spec("matplotlib") is None:
         return None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     def save(fig, name: str) -> str:
-        fig.savefig(out / name, dpi=110, bbox_inches="tight")
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+        fig.savefig(out / name, dpi=110, bbox_inches="tight")  # a pyplot-free Figure renders through Agg
         return name
 
     return save

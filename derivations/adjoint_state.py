@@ -198,12 +198,13 @@ def claim_adjoint_ode(terminal_value: str = "none", dyn_sign: int = -1, quick: b
 
 
 def _figure(save, c10: dict, c10_flipped: dict) -> list[str]:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # pyplot-free: no display, no global backend
 
     prob, fwd = c10["problem"], c10["fwd"]
     ts = np.linspace(prob.t1, prob.t0, 200)
     n = prob.system.n
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0))
+    fig = Figure(figsize=(14, 4.0))
+    axes = fig.subplots(1, 3)
     hs = fwd.sol(ts)
     for i in range(n):
         axes[0].plot(ts, hs[i], label=f"h[{i}](t)")

@@ -228,11 +228,12 @@ def claim_augmented_dynamics(dyn_sign: int = -1, quick: bool = False) -> tuple[C
 
 
 def _figure(save, c13: dict, c13_flipped: dict) -> list[str]:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # pyplot-free: no display, no global backend
 
     prob, ref = c13["problem"], c13["ref"]
     ts = np.linspace(prob.t1, prob.t0, 200)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0))
+    fig = Figure(figsize=(14, 4.0))
+    axes = fig.subplots(1, 3)
     a, a_theta, _ = c13["back"].blocks(ts)
     for i in range(a.shape[0]):
         axes[0].plot(ts, a[i], label=f"a[{i}](t)")

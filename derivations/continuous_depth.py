@@ -279,9 +279,10 @@ def claim_odesolve(span: str = "t0->t1", quick: bool = False) -> tuple[Claim, di
 
 
 def _figures(save, data: dict, flipped: dict) -> dict[str, list[str]]:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # pyplot-free: no display, no global backend
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig = Figure(figsize=(12, 4.2))
+    axes = fig.subplots(1, 2)
     for d in (data, flipped):
         axes[0].loglog(d["c6_steps"], d["c6_errors"], "o-", label=d["c6_label"])
     axes[0].set_xlabel("step D = 1/depth")

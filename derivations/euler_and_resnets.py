@@ -405,10 +405,11 @@ def claim_resnet_limit(
 
 
 def _figures(save, data: dict) -> dict[str, list[str]]:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # pyplot-free: no display, no global backend
 
     out: dict[str, list[str]] = {}
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
     series = [
         ("fd_steps", "fd_errors", "C2 forward difference"),
         ("euler_steps", "euler_local", "C3 Euler, local"),
@@ -428,7 +429,8 @@ def _figures(save, data: dict) -> dict[str, list[str]]:
     for cid in ("C2", "C3", "C5"):
         out[cid] = [name]
     if "flow_t" in data:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        fig = Figure(figsize=(6.4, 4.0))
+        ax = fig.subplots()
         ax.plot(data["flow_t"], data["dLdt"], "o-", label="dL/dt measured along the flow")
         ax.plot(data["flow_t"], data["claimed"], "s--", label="claimed rate")
         ax.set_xlabel("t")

@@ -206,9 +206,10 @@ def claim_memory_and_accuracy(keep_trajectory: bool = False, quick: bool = False
 
 
 def _figure(save, data: dict) -> list[str]:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # pyplot-free: no display, no global backend
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig = Figure(figsize=(12, 4.2))
+    axes = fig.subplots(1, 2)
     for name, values in data["peaks"].items():
         axes[0].loglog(data["mem_steps"], np.array(values) / 1024, "o-", label=name)
     axes[0].set_xlabel("solver steps")
