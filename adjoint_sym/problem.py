@@ -197,12 +197,12 @@ def _finite_vector(value, name: str, n: int) -> np.ndarray:
 
 def _check_times(times: np.ndarray, t0: float, t1: float) -> None:
     if times[-1] != t1:
-        raise InvalidModelError(f"the last observation time {times[-1]} must equal t1 = {t1}")
+        raise InvalidModelError(f"loss.times: the last observation time {times[-1]} must equal t1 = {t1}")
     direction = 1.0 if t1 >= t0 else -1.0
     steps = np.diff(np.concatenate([[t0], times])) * direction
     if np.any(steps < 0) or np.any(np.diff(times) * direction <= 0):
         raise InvalidModelError(
-            f"observation times {times.tolist()} must be strictly monotone from t0 = {t0} towards t1 = {t1}"
+            f"loss.times: observation times {times.tolist()} must be strictly monotone from t0 = {t0} towards t1 = {t1}"
         )
 
 
