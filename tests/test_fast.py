@@ -26,6 +26,7 @@ pytest.importorskip("numba")
 pytest.importorskip("symengine")
 
 from adjoint_sym import CallableLoss, FinalLoss, ObservationLoss, ODESystem, Problem
+from adjoint_sym import _fast_engine as engine
 from adjoint_sym import fast as fast_module
 from adjoint_sym.builders import lotka_volterra, two_layer
 from adjoint_sym.errors import InvalidModelError, SolverFailedError, UnsupportedExpressionError
@@ -172,14 +173,14 @@ def test_a_missing_observation_jump_is_caught():
     n, p = fs.n, fs.n_params
     buf = np.zeros(1 + 2 * n + p)
     buf[1 + 2 * n :] = problem.theta
-    states, rates, ts, ys, qs, *_ = fast_module._forward(
+    states, rates, ts, ys, qs, *_ = engine.forward(
         *fs.f_ptr, buf, n, problem.t0, problem.times, problem.h0, RTOL, ATOL, 10_000
     )
     loss = problem.evaluate_loss(states)
     d_states = np.ascontiguousarray(loss.d_states)
     d_states[1] = 0.0  # the mutant: no jump at the second observation
     motion = np.einsum("ij,ij->i", loss.d_states, rates)
-    y, *_ = fast_module._backward(
+    y, *_ = engine.backward(
         *fs.vjp_ptr, buf, n, p, ts, ys, qs, problem.t0, problem.times, d_states, motion, RTOL, ATOL, 10_000
     )
     scale = np.max(np.abs(ref.dh0))
