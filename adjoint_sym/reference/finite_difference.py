@@ -18,8 +18,8 @@ value.  Moving ``t0`` keeps ``h0`` fixed; moving ``t_i`` moves only that observa
 trajectory runs through the unmoved ``t_i`` and a short extra solve reaches the moved
 one.
 
-Central differences use a step scaled to each variable, ``delta_j = eps^(1/3)
-max(|x_j|, 1)`` (balances the O(delta^2) truncation against the O(noise/delta) error
+Central differences use a step scaled to each variable (:func:`input_scale`),
+``delta_j = eps^(1/3) max(|x_j|, 1)`` (balances the O(delta^2) truncation against the O(noise/delta) error
 of the solves), or with Richardson extrapolation (default) ``eps^(1/5) max(|x_j|, 1)``
 and its half, combined as ``(4 D(delta/2) - D(delta)) / 3`` to cancel the delta^2 term.
 Solves run at ``rtol = min(rtol, 1e-12)``: the solver's error, divided by the step, is
@@ -51,9 +51,21 @@ def input_vector(problem: Problem) -> np.ndarray:
     return np.concatenate([problem.h0, problem.theta, [problem.t0], problem.times])
 
 
-def input_scale(problem: Problem) -> np.ndarray:
-    """A typical size of each input, ``max(|x_j|, 1)``: steps and directions scale with it."""
-    return np.maximum(np.abs(input_vector(problem)), 1.0)
+def input_scale(problem: Problem, states: np.ndarray | None = None) -> np.ndarray:
+    """A typical size of each input: steps and directions scale with it.
+
+    ``max(|x_j|, 1)`` for parameters and times.  A state entry is scaled by the size the
+    state component reaches (``max(|h0_j|, max_i |h_j(t_i)|)`` over the observed
+    ``states``, 1 if it stays zero): a concentration that starts at 0 and peaks at 1e-5
+    (Robertson) must not be perturbed by 1e-3, which would make it negative and the
+    problem explode.
+    """
+    scale = np.maximum(np.abs(input_vector(problem)), 1.0)
+    n = problem.system.n
+    if states is not None:
+        reach = np.max(np.abs(np.vstack([problem.h0, np.real(states)])), axis=0)
+        scale[:n] = np.where(reach > 0, reach, 1.0)
+    return scale
 
 
 def split_inputs(problem: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, object, np.ndarray]:
@@ -209,10 +221,12 @@ def finite_difference_gradient(
     counter = [0]
     x = input_vector(problem)
     rel = step if step is not None else (_EPS ** (1 / 5) if richardson else _EPS ** (1 / 3))
-    steps = rel * input_scale(problem)
 
     def fun(xx: np.ndarray) -> float:
         return float(np.real(loss_at(problem, xx, solver=solver, rtol=srtol, atol=satol, counter=counter)))
+
+    states = trajectory(problem, x, solver=solver, rtol=srtol, atol=satol, counter=counter)
+    steps = rel * input_scale(problem, states)
 
     g = central_differences(fun, x, steps, richardson=richardson)
     loss = fun(x)

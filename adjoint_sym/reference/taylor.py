@@ -24,7 +24,7 @@ import numpy as np
 
 from ..problem import Problem
 from ..result import Gradient
-from .finite_difference import TIGHT_ATOL, TIGHT_RTOL, input_scale, input_vector, loss_at
+from .finite_difference import TIGHT_ATOL, TIGHT_RTOL, input_scale, input_vector, loss_at, trajectory
 
 #: A correct gradient fits order 2; a wrong one 1.  1.8 leaves room for the O(eps^3)
 #: term at the largest steps without letting order 1 through.
@@ -87,7 +87,7 @@ def taylor_test(
         From any method, or built by hand.
     direction : ndarray, optional
         ``v``, laid out like the inputs; default random (seeded), each entry scaled by
-        ``max(|x_j|, 1)``.
+        the input's typical size (:func:`~adjoint_sym.reference.finite_difference.input_scale`).
     epsilons : ndarray, optional
         Decreasing steps; default ``1e-2 / 2**k``, ``k = 0..5``.
     solver, rtol, atol
@@ -108,13 +108,14 @@ def taylor_test(
     """
     x = input_vector(problem)
     g = gradient_vector(problem, gradient)
+    srtol, satol = min(rtol, TIGHT_RTOL), min(atol, TIGHT_ATOL)
     if direction is None:
-        direction = np.random.default_rng(seed).standard_normal(len(x)) * input_scale(problem)
+        states = trajectory(problem, x, solver=solver, rtol=srtol, atol=satol)
+        direction = np.random.default_rng(seed).standard_normal(len(x)) * input_scale(problem, states)
     v = np.asarray(direction, dtype=float)
     if v.shape != x.shape:
         raise ValueError(f"direction must have {len(x)} entries (h0, theta, t0, times), got shape {v.shape}")
     eps = np.asarray(epsilons if epsilons is not None else 1e-2 / 2.0 ** np.arange(6), dtype=float)
-    srtol, satol = min(rtol, TIGHT_RTOL), min(atol, TIGHT_ATOL)
 
     def L(xx):
         return float(np.real(loss_at(problem, xx, solver=solver, rtol=srtol, atol=satol)))
