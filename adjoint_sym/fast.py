@@ -39,6 +39,12 @@ Costs paid once: the first use after installing compiles the integrator (about 7
 CPU, then cached on disk next to this module or in ``NUMBA_CACHE_DIR``); a fresh
 interpreter pays about 0.3 s to import numba and 0.3 s for numba to load that cache.
 
+Scope: small and medium systems.  Matrix-level systems are expanded into scalars, so
+LLVM's compile time grows with the parameter count: 0.1 s of CPU for the 2-50-2 spiral
+(252 parameters), 1 s for a 32-wide tanh layer (1,056), 6 s at width 64 (4,160); wide
+networks whose gradient is needed only a few times belong to the default route, whose
+kernels stay matrix-level.
+
 Needs the optional dependencies numba and symengine: ``pip install "adjoint_sym[fast]"``.
 Real float64 problems only (no complex step through this path); explicit integration,
 so stiff systems (Robertson) belong to the default route with ``solver="LSODA"``.
