@@ -245,3 +245,15 @@ def test_step_budget_is_a_clear_solver_error(monkeypatch):
     monkeypatch.setattr(fast_module, "MAX_STEPS", 5)
     with pytest.raises(SolverFailedError, match=r"more than 5 steps; the problem is probably stiff.*LSODA"):
         fast_gradient(lv_problem())
+
+
+def test_gradient_backend_fast_dispatches_here():
+    """``gradient(..., backend="fast")`` (wired in methods.py) returns this module's result."""
+    import inspect
+
+    if "backend" not in inspect.signature(gradient).parameters:
+        pytest.skip("gradient(backend=...) is not wired in adjoint_sym.methods yet")
+    problem = lv_problem()
+    g = gradient(problem, backend="fast", rtol=RTOL, atol=ATOL)
+    assert g.stats["backend"] == "fast"
+    assert_close(g, fast_gradient(problem, rtol=RTOL, atol=ATOL), 0.0, "gradient(backend='fast') vs fast_gradient")
