@@ -261,8 +261,8 @@ def neural_systems(
     Examples
     --------
     >>> from hypothesis import find
-    >>> find(neural_systems(dim=2), lambda s: True)
-    ODESystem('tanh layer, n=2', dh/dt = Lambda(_z, tanh(_z)).(W*h + b); params [W: 2x2, b: 2x1])
+    >>> find(neural_systems(dim=2), lambda s: True).name
+    'tanh layer, n=2'
     """
     n = draw(_strategy(dim))
     activation = draw(st.sampled_from(tuple(activations)))

@@ -98,11 +98,16 @@ def describe(problem: Problem) -> str:
 
 
 def _matrix_rhs_text(rhs: sp.Basic) -> str:
-    """``tanh.(W*h + b)`` rather than ``Lambda(_z, tanh(_z)).(W*h + b)``."""
+    """``tanh.(W*h + b)`` rather than ``Lambda(z, tanh(z)).(W*h + b)``."""
     text = str(rhs)
-    for name, fn in builders.ACTIVATIONS.items():
-        z = sp.Dummy("z")
-        text = text.replace(str(sp.Lambda(z, fn(z))).replace(str(z), "_z"), name)
+    for lam in sorted(rhs.atoms(sp.Lambda), key=lambda lam: -len(str(lam))):
+        if len(lam.variables) != 1:
+            continue
+        z = lam.variables[0]
+        for name, fn in builders.ACTIVATIONS.items():
+            if fn(z) == lam.expr:  # builders apply ACTIVATIONS[name] to the bound symbol
+                text = text.replace(str(lam), name)
+                break
     return text
 
 

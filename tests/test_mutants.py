@@ -79,38 +79,50 @@ def test_every_mutant_is_caught(mutation):
 
 
 # -- the README example: a user's hand-written adjoint with a subtle bug ---------------------
-def users_adjoint(prob):
-    """A user's adjoint for final losses; the bug: ``J @ a`` where ``J.T @ a`` belongs."""
+def make_users_adjoint(transpose: bool):
+    """Algorithm 1 of Chen et al. (2018) by hand, as in the README; the README's bug is
+    ``f_h @ a`` where ``f_h.T @ a`` belongs (``transpose=False``)."""
     from scipy.integrate import solve_ivp
 
-    k, theta, n = prob.kernels, prob.theta, prob.system.n
-    fwd = solve_ivp(lambda t, h: k.f(t, h, theta), (prob.t0, prob.t1), prob.h0, rtol=1e-11, atol=1e-12)
-    h1 = fwd.y[:, -1]
-    loss = prob.evaluate_loss(h1[None, :])
+    def my_adjoint(prob):
+        k, theta, n = prob.kernels, prob.theta, prob.system.n
+        h1 = solve_ivp(lambda t, h: k.f(t, h, theta), (prob.t0, prob.t1), prob.h0, rtol=1e-11, atol=1e-12).y[:, -1]
+        loss = prob.evaluate_loss(h1[None, :])  # L, dL/dh(t1), explicit dL/dtheta and dL/dt1
+        a1 = loss.d_states[0]
 
-    def backward(t, y):  # y = [h, a, a_theta, a_t], integrated from t1 back to t0
-        h, a = y[:n], y[n : 2 * n]
-        J = k.jac_h(t, h, theta)
-        return np.concatenate([k.f(t, h, theta), -J @ a, -k.jac_theta(t, h, theta).T @ a, [-a @ k.f_t(t, h, theta)]])
+        def backward(t, y):  # [h, a, a_theta, a_t] from t1 back to t0
+            h, a = y[:n], y[n : 2 * n]
+            f_h, f_theta, f_t = k.jac_h(t, h, theta), k.jac_theta(t, h, theta), k.f_t(t, h, theta)
+            da = -(f_h.T if transpose else f_h) @ a
+            return np.concatenate([k.f(t, h, theta), da, -f_theta.T @ a, [-a @ f_t]])
 
-    dt1 = loss.d_states[0] @ k.f(prob.t1, h1, theta) + loss.d_times[0]
-    y1 = np.concatenate([h1, loss.d_states[0], np.zeros(len(theta)), [-(dt1 - loss.d_times[0])]])
-    y0 = solve_ivp(backward, (prob.t1, prob.t0), y1, rtol=1e-11, atol=1e-12).y[:, -1]
-    dtheta = y0[2 * n : -1] + loss.d_theta
-    return {
-        "loss": loss.value,
-        "dh0": y0[n : 2 * n],
-        "dparams": dict(zip(prob.system.param_names, dtheta)),
-        "dt0": y0[-1],
-        "dt1": dt1,
-    }
+        flow = a1 @ k.f(prob.t1, h1, theta)
+        y1 = np.concatenate([h1, a1, np.zeros(len(theta)), [-flow]])
+        y0 = solve_ivp(backward, (prob.t1, prob.t0), y1, rtol=1e-11, atol=1e-12).y[:, -1]
+        return {
+            "loss": loss.value,
+            "dh0": y0[n : 2 * n],
+            "dparams": dict(zip(prob.system.param_names, y0[2 * n : -1] + loss.d_theta)),
+            "dt0": y0[-1],
+            "dt1": flow + loss.d_times[0],
+        }
+
+    return my_adjoint
+
+
+def readme_strategy():
+    from adjoint_sym.strategies import final_losses, polynomial_systems, problems
+
+    return problems(systems=polynomial_systems(), losses=lambda system, t0, t1: final_losses(system))
+
+
+def test_readme_example_without_the_bug_passes():
+    check_gradient_function(make_users_adjoint(transpose=True), strategy=readme_strategy())
 
 
 def test_readme_example_catches_and_shrinks_a_missing_transpose():
-    from adjoint_sym.strategies import final_losses, problems
-
     with pytest.raises(AssertionError) as caught:
-        check_gradient_function(users_adjoint, strategy=problems(losses=lambda system, t0, t1: final_losses(system)))
+        check_gradient_function(make_users_adjoint(transpose=False), strategy=readme_strategy())
     error = caught.value
     assert isinstance(error, GradientMismatchError)
     shrunk = error.problem
@@ -120,3 +132,4 @@ def test_readme_example_catches_and_shrinks_a_missing_transpose():
     assert "dx/dt = " in str(error) and "dy/dt = " in str(error)
     # shrunk towards readable values: zero initial state, the shortest forward span from 0
     assert np.all(shrunk.h0 == 0) and shrunk.t0 == 0 and shrunk.t1 == 0.25
+    print(error)

@@ -127,14 +127,10 @@ def test_named_references_must_all_agree(decay):
     assert comparison.reference == "complex-step"
 
 
-@pytest.mark.xfail(
-    reason="two library bugs this suite found (reported): dense.py's DOP853 monomial conversion crashes when a "
-    "state stays constant (polymul trims zeros); gradients.py subtracts the loss's explicit dL/dt_i from a_t, "
-    "so dL/dt0 is wrong for losses with t",
-    strict=False,
-)
 def test_the_librarys_own_adjoint_passes_the_suite():
-    check_gradient_function(lambda p: gradient(p, "adjoint", rtol=1e-10, atol=1e-12), shrink=False)
+    # this property found two library bugs (a crash in dense.py when a state stays constant,
+    # the loss's explicit dL/dt_i leaking into a_t); both are fixed
+    check_gradient_function(lambda p: gradient(p, "adjoint", rtol=1e-10, atol=1e-12))
 
 
 def test_assert_gradients_agree_is_the_verifiers():
