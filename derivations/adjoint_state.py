@@ -45,6 +45,10 @@ def _adjoint_closed_form(a1: sp.Expr, dyn_sign: int = -1) -> sp.Expr:
     return sp.dsolve(ode, a(t), ics={a(t1): a1}).rhs
 
 
+def _pm(sign: int) -> str:
+    return "+" if sign > 0 else "-"
+
+
 def claim_adjoint_sign(sign: int = -1, quick: bool = False) -> tuple[Claim, dict]:
     """C10. ``dL/dh(t) = -a(t)`` (the note).
 
@@ -68,7 +72,7 @@ def claim_adjoint_sign(sign: int = -1, quick: bool = False) -> tuple[Claim, dict
         f"a[+dL/dh(t1)] + a[-dL/dh(t1)] = {blind}",
     )
     proof_h = Check(
-        f"dL/dh0 read as {sign:+d} * a(t0) (closed form)",
+        f"dL/dh0 read as {_pm(sign)}a(t0) (closed form)",
         res_h == 0,
         f"residual {res_h}",
     )
@@ -92,9 +96,9 @@ def claim_adjoint_sign(sign: int = -1, quick: bool = False) -> tuple[Claim, dict
         t_mid = 0.5 * (prob.t0 + prob.t1)
         e_mid = relative_error(sign * back.result.sol(t_mid)[: prob.system.n], dLdh_at(prob, fwd, t_mid))
         experiment += [
-            Check(f"{label}: {sign:+d} * a(t0) vs complex-step dL/dh0", e_h < AGREE, f"relative deviation {e_h:.1e}"),
+            Check(f"{label}: {_pm(sign)}a(t0) vs complex-step dL/dh0", e_h < AGREE, f"relative deviation {e_h:.1e}"),
             Check(
-                f"{label}: {sign:+d} * a(t_mid) vs complex-step dL/dh(t_mid)",
+                f"{label}: {_pm(sign)}a(t_mid) vs complex-step dL/dh(t_mid)",
                 e_mid < AGREE,
                 f"relative deviation {e_mid:.1e} at t = {t_mid:g}",
             ),
@@ -138,7 +142,7 @@ def claim_adjoint_ode(terminal_value: str = "none", dyn_sign: int = -1, quick: b
     av, vv = sp.Matrix(sp.symbols("a0:2", real=True)), sp.Matrix(sp.symbols("v0:2", real=True))
     rate = sp.expand(((dyn_sign * J.T * av).T * vv + av.T * (J * vv))[0, 0])
     proof_pair = Check(
-        f"d(a . v)/dt = 0 along dv/dt = f_h v, da/dt = {dyn_sign:+d} f_h^T a: so dL = a(t) . dh(t) for all t",
+        f"d(a . v)/dt = 0 along dv/dt = f_h v, da/dt = {_pm(dyn_sign)}f_h^T a: so dL = a(t) . dh(t) for all t",
         rate == 0,
         f"d(a . v)/dt = {rate}",
     )
@@ -172,7 +176,7 @@ def claim_adjoint_ode(terminal_value: str = "none", dyn_sign: int = -1, quick: b
         stays_zero = " (a stays 0)" if not np.any(as_stated.at_t0()[0]) else ""
         experiment += [
             Check(
-                f"{label}: the ODE da/dt = {dyn_sign:+d} a^T f_h from t1 back to t0, started at dL/dh(t1)",
+                f"{label}: the ODE da/dt = {_pm(dyn_sign)}a^T f_h from t1 back to t0, started at dL/dh(t1)",
                 e_ode < AGREE,
                 f"a(t0) vs complex-step dL/dh0: relative deviation {e_ode:.1e}",
             ),

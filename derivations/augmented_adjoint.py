@@ -35,6 +35,10 @@ _TOY = ODESystem.from_strings(
 )
 
 
+def _pm(sign: int) -> str:
+    return "+" if sign > 0 else "-"
+
+
 def claim_augmented_state(theta_rate: int = 0, clock_rate: int = 1, quick: bool = False) -> tuple[Claim, dict]:
     """C12. ``[h, theta, t]`` with ``dtheta/dt = 0``, ``dt/dt = 1``, ``f_aug = [f, 0, 1]``.
 
@@ -128,7 +132,7 @@ def claim_augmented_meaning(a_t_terminal_sign: int = 1, quick: bool = False) -> 
             ),
             Check(f"{label}: a_theta(t0) = dL/dtheta", e_theta0 < AGREE, f"relative deviation {e_theta0:.1e}"),
             Check(
-                f"{label}: a_t(t0) = dL/dt0, from a_t(t1) = {a_t_terminal_sign:+d} dL/dt1",
+                f"{label}: a_t(t0) = dL/dt0, from a_t(t1) = {_pm(a_t_terminal_sign)}dL/dt1",
                 e_t0 < AGREE,
                 f"a_t(t0) = {a_t0:.6g}, complex-step dL/dt0 = {ref.dt0:.6g}",
             ),
@@ -183,7 +187,7 @@ def claim_augmented_dynamics(dyn_sign: int = -1, quick: bool = False) -> tuple[C
     res = _three_block_residual(_TOY, dyn_sign)
     proofs = [
         Check(
-            f"plain adjoint of [h, theta, t] minus {dyn_sign:+d} [a f_h, a f_theta, a f_t] (toy system, entry-wise)",
+            f"plain adjoint of [h, theta, t] minus {_pm(dyn_sign)}[a f_h, a f_theta, a f_t] (toy system, entry-wise)",
             res.is_zero_matrix,
             f"residual {list(res)}",
         )
