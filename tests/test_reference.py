@@ -263,3 +263,28 @@ def test_references_never_import_the_adjoint_code(path):
             imported.update(a.name for a in node.names)
     forbidden = [m for m in imported if any(part in ("adjoint", "gradients", "methods") for part in m.split("."))]
     assert not forbidden, f"{path.name} imports {forbidden}"
+
+
+# -- stiff problems and badly scaled parameters -----------------------------------------
+
+
+@pytest.mark.parametrize("method", ["forward", "finite-difference"])
+@pytest.mark.parametrize("solver", ["BDF", "Radau"])
+def test_references_with_implicit_solvers(method, solver):
+    g = gradient(decay_problem(), method, solver=solver, rtol=1e-10, atol=1e-12)
+    # implicit methods of order <= 5: global error up to ~1e3 rtol on this span
+    assert rel([g.dh0[0], g.dparams["k"], g.dt0, g.dt1], decay_exact()) < 1e-6
+
+
+def test_forward_sensitivity_of_a_huge_rate_constant_is_controlled():
+    # Robertson's k2 = 3e7: dh/dk2 ~ 1e-13 lies below any sensible atol unless the column is
+    # scaled by k2; unscaled, dL/dk2 came out 20% wrong at rtol 1e-6.
+    from adjoint_sym.builders import robertson
+
+    prob = Problem(
+        robertson(), [1.0, 0.0, 0.0], {"k1": 0.04, "k2": 3e7, "k3": 1e4}, 0.0, 10.0, FinalLoss("y1 + 1e4*y2")
+    )
+    loose = gradient(prob, "forward", solver="BDF", rtol=1e-6, atol=1e-10)
+    tight = gradient(prob, "forward", solver="Radau", rtol=1e-11, atol=1e-16)
+    assert loose.stats["steps_forward"] < 2000  # the block Jacobian keeps BDF's steps few
+    assert abs(loose.dparams["k2"] / tight.dparams["k2"] - 1) < 1e-4  # 100 rtol
