@@ -138,6 +138,16 @@ def test_assert_gradients_agree_is_the_verifiers():
 
 
 # -- the pytest plugin -------------------------------------------------------------------------
+def plugin_args() -> list[str]:
+    """``-p adjoint_sym.pytest_plugin`` unless the ``pytest11`` entry point already loads it
+    (registering one module under two names is an error in pytest)."""
+    from importlib.metadata import entry_points
+
+    if any(ep.name == "adjoint_sym" for ep in entry_points(group="pytest11")):
+        return []
+    return ["-p", "adjoint_sym.pytest_plugin"]
+
+
 PLUGIN_TEST = """
 from adjoint_sym.mutants import handwritten_adjoint, mutant
 
@@ -155,9 +165,8 @@ def test_wrong(gradient_checker):
 def test_plugin_options_fixtures_and_failure(pytester):
     pytester.makepyfile(PLUGIN_TEST)
     result = pytester.runpytest_inprocess(
-        "-p", "adjoint_sym.pytest_plugin", "--adjoint-sym-examples", "3", "--adjoint-sym-rtol", "1e-5", "-s",
-        "-p", "no:cacheprovider",
-    )  # fmt: skip
+        *plugin_args(), "--adjoint-sym-examples", "3", "--adjoint-sym-rtol", "1e-5", "-s", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*SETTINGS CheckSettings(max_examples=3, rtol=1e-05, atol=1e-08)*"])
     result.stdout.fnmatch_lines(["*GradientMismatchError*disagrees with the reference*"])
@@ -172,14 +181,14 @@ def test_plugin_registers_profiles_for_the_command_line(pytester):
         """
     )
     result = pytester.runpytest_inprocess(
-        "-p", "adjoint_sym.pytest_plugin", "--hypothesis-profile", "adjoint-sym-ci", "-p", "no:cacheprovider"
+        *plugin_args(), "--hypothesis-profile", "adjoint-sym-ci", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=1)
 
 
 def test_plugin_rejects_a_bad_option(pytester):
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest_inprocess("-p", "adjoint_sym.pytest_plugin", "--adjoint-sym-rtol", "-1")
+    result = pytester.runpytest_inprocess(*plugin_args(), "--adjoint-sym-rtol", "-1")
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*--adjoint-sym-rtol*"])
 
