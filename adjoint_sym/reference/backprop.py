@@ -100,6 +100,14 @@ def make_grids(
     A segment of length zero (an observation at ``t0``) gets one step of length zero,
     so that moving its ends still moves the state, by ``f`` per unit time, as in the
     continuous problem.
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, ObservationLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 2.0, ObservationLoss([0.5, 2.0], expr="x"))
+    >>> [g.tolist() for g in make_grids(prob, tableau("rk4"), 4)]
+    [[0.0, 1.0], [0.0, 0.3333333333333333, 0.6666666666666666, 1.0]]
     """
     bounds = np.concatenate([[problem.t0], problem.times])
     lengths = np.diff(bounds)
@@ -183,6 +191,14 @@ def discrete_loss(problem: Problem, x: np.ndarray, *, scheme: str = "rk4", grids
 
     ``x`` is laid out as :func:`~adjoint_sym.reference.finite_difference.input_vector`;
     complex ``x`` lets a test complex-step the discrete computation itself.
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("x"))
+    >>> float(discrete_loss(prob, input_vector(prob), scheme="euler", grids=[np.array([0.0, 0.5, 1.0])]))
+    0.5625
     """
     h0, theta, t0, times = split_inputs(problem, np.asarray(x))
     states, _ = _forward(problem, tableau(scheme), grids, h0, theta, t0, times, record=False)
@@ -294,7 +310,17 @@ def _reverse(problem: Problem, scheme: Tableau, grids, tape, loss) -> np.ndarray
 
 
 def complex_step_discrete(problem: Problem, *, scheme: str, grids: list[np.ndarray], step: float = 1e-30) -> np.ndarray:
-    """``dL/dx`` of :func:`discrete_loss` by the complex step: the check of :func:`backprop_gradient`."""
+    """``dL/dx`` of :func:`discrete_loss` by the complex step: the check of :func:`backprop_gradient`.
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("x"))
+    >>> grids = make_grids(prob, tableau("euler"), 2)
+    >>> complex_step_discrete(prob, scheme="euler", grids=grids)  # x1 = (1 - k/2)^2
+    array([ 0.5625, -0.75  ,  0.375 , -0.375 ])
+    """
     x = input_vector(problem)
     g = np.empty(len(x))
     for j in range(len(x)):

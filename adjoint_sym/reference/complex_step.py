@@ -70,7 +70,15 @@ NON_ANALYTIC = (
 
 
 def non_analytic_functions(problem: Problem) -> list[tuple[str, str]]:
-    """``(where, function)`` for each non-analytic function in the rhs or the loss."""
+    """``(where, function)`` for each non-analytic function in the rhs or the loss.
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*max(x, 0)"])
+    >>> non_analytic_functions(Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("abs(x)")))
+    [('the right-hand side', 'Max'), ('the loss', 'Abs')]
+    """
     found: list[tuple[str, str]] = []
     exprs: list[tuple[str, sp.Basic]] = [("the right-hand side", problem.system.rhs)]
     if not isinstance(problem.loss, CallableLoss):

@@ -47,7 +47,15 @@ _EPS = np.finfo(float).eps
 
 
 def input_vector(problem: Problem) -> np.ndarray:
-    """``x = (h0, theta, t0, t_1 .. t_N)`` of ``problem`` (see the module docstring)."""
+    """``x = (h0, theta, t0, t_1 .. t_N)`` of ``problem`` (see the module docstring).
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> input_vector(Problem(sys, [1.0], {"k": 0.5}, 0.0, 2.0, FinalLoss("x**2")))
+    array([1. , 0.5, 0. , 2. ])
+    """
     return np.concatenate([problem.h0, problem.theta, [problem.t0], problem.times])
 
 
@@ -153,7 +161,18 @@ def trajectory(
 def loss_at(
     problem: Problem, x: np.ndarray, *, solver: str, rtol: float, atol: float, counter: list | None = None
 ) -> complex | float:
-    """``L(x)``: integrate from the perturbed inputs and evaluate the loss (real or complex)."""
+    """``L(x)``: integrate from the perturbed inputs and evaluate the loss (real or complex).
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 2.0, FinalLoss("x**2"))
+    >>> x = input_vector(prob) + np.array([0, 0, 0, 1j * 1e-30])  # move t1 by i 1e-30
+    >>> value = loss_at(prob, x, solver="DOP853", rtol=1e-13, atol=1e-15)
+    >>> round(float(value.imag / 1e-30), 10), round(float(-2 * 0.5 * np.exp(-2.0)), 10)  # dL/dt1 = -2k x(T)^2
+    (-0.1353352832, -0.1353352832)
+    """
     _, theta, _, times = split_inputs(problem, x)
     states = trajectory(problem, x, solver=solver, rtol=rtol, atol=atol, counter=counter)
     return problem.evaluate_loss(states, theta=theta, times=times).value

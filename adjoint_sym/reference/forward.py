@@ -144,6 +144,14 @@ def state_growth(
     Cheaper than :func:`forward_gradient` when only the amplification is wanted: the
     tangent-linear equation ``dv/dt = f_h v`` for ``min(n, directions)`` orthonormal
     directions (a lower bound on the norm, exact when they span the state space).
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["k*x"])  # grows like e^{kT}
+    >>> prob = Problem(sys, [1.0], {"k": 2.0}, 0.0, 1.0, FinalLoss("x"))
+    >>> round(state_growth(prob, rtol=1e-10, atol=1e-12), 6), round(float(np.exp(2.0)), 6)
+    (7.389056, 7.389056)
     """
     k = problem.kernels
     n = problem.system.n
