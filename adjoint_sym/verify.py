@@ -53,6 +53,7 @@ decades of the allowance: tighten ``rtol`` and re-check), or an error in the met
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import warnings
 from collections.abc import Mapping, Sequence
@@ -68,6 +69,7 @@ from .problem import Problem
 from .reference.complex_step import non_analytic_functions
 from .reference.finite_difference import input_scale, input_vector, trajectory
 from .reference.forward import state_growth
+from .reference.taylor import MIN_ORDER, taylor_test
 from .result import Gradient
 from .solve import EXPLICIT, IMPLICIT, check_solver
 
@@ -138,6 +140,10 @@ class Report:
         ``kappa``.
     notes : tuple of str
         Warnings, skipped methods, backsolve drift.
+    gradients : dict
+        The :class:`Gradient` of each method.
+    taylor : dict
+        :class:`~adjoint_sym.reference.taylor.TaylorResult` per method (``check(taylor=True)``).
     """
 
     ok: bool
@@ -152,6 +158,7 @@ class Report:
     conditioning: float
     notes: tuple = ()
     gradients: dict = field(default_factory=dict, repr=False, compare=False)
+    taylor: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- tables -------------------------------------------------------------------------
     def table(self) -> list[dict]:
@@ -326,6 +333,7 @@ def check(
     atol: float = 1e-10,
     reference: str | None = None,
     options: Mapping[str, dict] | None = None,
+    taylor: bool = False,
 ) -> Report:
     """Compute the gradient by every method in ``methods`` and compare (see the module docstring).
 
@@ -343,6 +351,9 @@ def check(
         forward, finite differences), computed in addition if none is listed.
     options : mapping, optional
         Per-method keyword options, e.g. ``{"backprop": {"scheme": "rk4", "steps": 400}}``.
+    taylor : bool
+        Also run :func:`~adjoint_sym.reference.taylor.taylor_test` on every gradient (a
+        check that needs no second method): an order below 1.8 is a failure.
 
     Returns
     -------
@@ -378,7 +389,33 @@ def check(
         grads[ref] = g
     accuracies = {m: _accuracy(g, rtol) for m, g in grads.items()}
     kappa = _conditioning(prob, grads, solver, rtol, atol)
-    return _compare(prob, grads, ref, accuracies, kappa, solver, notes)
+    report = _compare(prob, grads, ref, accuracies, kappa, solver, notes)
+    return _with_taylor(prob, report, solver) if taylor else report
+
+
+def _with_taylor(prob: Problem, report: Report, solver: str) -> Report:
+    """Add a Taylor test of every gradient to ``report``."""
+    results, failures, notes = {}, list(report.failures), list(report.notes)
+    tight_solver = solver if solver in IMPLICIT else "DOP853"
+    for m, g in report.gradients.items():
+        res = taylor_test(prob, g, solver=tight_solver)
+        results[m] = res
+        notes.append(f"Taylor test of {m}: remainder order {res.fitted_order:.2f} ({'ok' if res.ok else 'FAILED'})")
+        if not res.ok:
+            failures.append(
+                Failure(
+                    "Taylor remainder order",
+                    m,
+                    "(second order expected)",
+                    res.fitted_order,
+                    2.0,
+                    abs(2.0 - res.fitted_order),
+                    2.0 - MIN_ORDER,
+                    f"|L(x + eps v) - L(x) - eps g.v| shrinks like eps^{res.fitted_order:.2f}, not eps^2: "
+                    "g is not the derivative of L along a random direction v",
+                )
+            )
+    return dataclasses.replace(report, ok=not failures, failures=tuple(failures), notes=tuple(notes), taylor=results)
 
 
 def compare(

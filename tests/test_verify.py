@@ -320,3 +320,19 @@ def test_adjoint_dt0_with_a_time_dependent_loss():
     )
     report = check(prob, ["adjoint", "forward", "complex-step"])
     assert report.ok, report.text()
+
+
+def test_check_with_taylor_test_flags_a_gradient_of_the_wrong_order(monkeypatch):
+    prob = nonautonomous_problem(final=True)
+
+    def scaled(problem, **kw):  # every entry 2% off: agreement fails and so does the Taylor order
+        g = REFERENCES["forward"](problem, **kw)
+        return dataclasses.replace(g, dh0=1.02 * g.dh0, method="scaled")
+
+    monkeypatch.setitem(REFERENCES, "scaled", scaled)
+    report = check(prob, ["adjoint", "scaled", "complex-step"], taylor=True)
+    assert report.taylor["adjoint"].ok and not report.taylor["scaled"].ok
+    taylor_failures = [f for f in report.failures if f.quantity == "Taylor remainder order"]
+    assert [f.method for f in taylor_failures] == ["scaled"]
+    assert "not eps^2" in taylor_failures[0].cause
+    assert any("Taylor test of adjoint: remainder order 2.0" in n for n in report.notes)
