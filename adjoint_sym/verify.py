@@ -294,6 +294,12 @@ def _run(prob, method, solver, rtol, atol, options, notes) -> Gradient | None:
             "where DOP853 at rtol 1e-13 would crawl; forward sensitivities are the reference"
         )
         return None
+    if method == "backprop" and solver in IMPLICIT and "backprop" not in options:
+        notes.append(
+            f"backprop skipped: it differentiates an explicit Runge-Kutta solve, and solver={solver!r} marks a "
+            "stiff problem where explicit steps would be stability-limited; pass options={'backprop': {...}} to force"
+        )
+        return None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

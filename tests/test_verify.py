@@ -336,3 +336,15 @@ def test_check_with_taylor_test_flags_a_gradient_of_the_wrong_order(monkeypatch)
     assert [f.method for f in taylor_failures] == ["scaled"]
     assert "not eps^2" in taylor_failures[0].cause
     assert any("Taylor test of adjoint: remainder order 2.0" in n for n in report.notes)
+
+
+def test_implicit_solver_skips_the_explicit_only_routes_and_says_why():
+    system = ODESystem.from_strings(["x"], ["k"], "t", ["-k*(x - cos(t))"])
+    prob = Problem(system, [0.0], {"k": 2e3}, 0.0, 1.0, FinalLoss("x**2"))
+    report = check(prob, ["adjoint", "backprop", "complex-step", "forward"], solver="BDF")
+    assert report.ok, report.text()
+    assert report.methods == ("forward", "adjoint")
+    assert any(n.startswith("backprop skipped") and "options=" in n for n in report.notes)
+    assert any(
+        n.startswith("complex-step skipped") and "forward sensitivities are the reference" in n for n in report.notes
+    )
