@@ -96,7 +96,8 @@ def adjoint_gradient(
     check_solver(solver)
     resolved = resolve_method(method, solver)
     started = time.perf_counter()
-    fwd = forward(problem, solver=solver, rtol=rtol, atol=atol)
+    # Backsolve keeps only the observed states: its memory must not grow with the steps.
+    fwd = forward(problem, solver=solver, rtol=rtol, atol=atol, dense=resolved != "backsolve")
     backward = _Backward(
         problem, fwd, resolved, solver, adjoint_rtol or rtol, adjoint_atol if adjoint_atol is not None else atol
     )
@@ -216,6 +217,8 @@ class _Backward:
                 else "the adjoint grows without bound: shorten the time span or check parameters"
             ),
             dense=self.method == "quadrature",
+            # Only the quadrature needs the backward trajectory; the others keep its end.
+            t_eval=None if self.method == "quadrature" else np.array([end]),
         )
         self.stats["nfev_backward"] += res.nfev
         self.stats["steps_backward"] += res.n_steps
