@@ -19,7 +19,9 @@ jax             ``jax.experimental.ode.odeint`` under ``jit`` (likewise)
 ==============  ====================================================================
 
 Every peer's gradient is compared with adjoint_sym's (``[dL/dh0, dL/dtheta]``), so a
-fast but wrong peer shows.  Nothing here asserts.
+fast but wrong peer shows.  A last table repeats issue 8's reported figures next to
+this run's adjoint_sym, hand-written baseline and CasADi times (ratios only between
+figures measured here).  Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -103,37 +105,78 @@ def casadi_gradient_function(key: str):
     return G, x0, p0
 
 
-def casadi_rows(keys, repeats: int, budget: float) -> list[list]:
-    rows = []
-    for key in keys:
-        prob = base.adjoint_sym_problem(key)
-        solver = "LSODA" if key == "robertson" else "DOP853"
+#: Issue 8's table as reported there (another run, peers not installed here): ms per
+#: gradient, or None where the issue gives no figure or the tool failed.
+ISSUE_REPORTED = {
+    "lotka-volterra": {"torchdiffeq": 935, "jax": 0.49, "diffrax": 0.68, "casadi": 8.4, "hand": 13.7},
+    "spiral": {"torchdiffeq": 573, "jax": 1.65, "diffrax": 2.5, "casadi": 9.2, "hand": 29.9},
+    "robertson": {"torchdiffeq": None, "jax": None, "diffrax": 56, "casadi": 5.3, "hand": 18},
+    "mlp-128": {"torchdiffeq": 72, "jax": 8.3, "diffrax": 1.0, "casadi": 46, "hand": 7.9},
+}
 
-        def first(key=key):
+
+def hand_route(key: str):
+    """The issue's "hand-written numpy + solve_ivp" column: DOP853 backsolve, LSODA
+    interpolating for Robertson (where backsolve fails)."""
+    p = base.problems()[key]
+    if key == "robertson":
+        return lambda: base.interpolating(p, "LSODA")
+    return lambda: base.backsolve(p)
+
+
+def measure_problem(key: str, repeats: int, budget: float, with_casadi: bool) -> dict:
+    """Round-robin times of adjoint_sym, the hand baseline and (if installed) CasADi on ``key``."""
+    prob = base.adjoint_sym_problem(key)
+    solver = "LSODA" if key == "robertson" else "DOP853"
+    routes = {
+        "adjoint_sym": lambda: gradient(prob, solver=solver, rtol=RTOL, atol=ATOL),
+        "hand": hand_route(key),
+    }
+    out: dict = {}
+    if with_casadi:
+
+        def first():
             G, x0, p0 = casadi_gradient_function(key)
             return G, G(x0, p0), x0, p0
 
-        t_first, (G, _, x0, p0) = common.once(first)
-        t_ours = common.measure_paired(
-            {
-                "casadi": lambda G=G, x0=x0, p0=p0: G(x0, p0),
-                "adjoint_sym": lambda prob=prob, solver=solver: gradient(prob, solver=solver, rtol=RTOL, atol=ATOL),
-            },
-            repeats=repeats,
-            budget=budget,
-        )
+        out["casadi first"], (G, _, x0, p0) = common.once(first)
+        routes["casadi"] = lambda: G(x0, p0)
         _, dx0, dp = G(x0, p0)
         theirs = np.concatenate([np.asarray(dx0).ravel(), np.asarray(dp).ravel()])
         ours = base.flat_gradient(gradient(prob, solver=solver, rtol=1e-10, atol=1e-12))[:-1]
+        out["casadi rel. diff"] = common.rel_err(theirs, ours)
+    out.update({name: t.ms for name, t in common.measure_paired(routes, repeats=repeats, budget=budget).items()})
+    return out
+
+
+def casadi_rows(measured: dict) -> list[list]:
+    return [
+        [
+            key,
+            "casadi CVODES adjoint",
+            1e3 * m["casadi first"],
+            m["casadi"],
+            m["adjoint_sym"],
+            m["adjoint_sym"] / m["casadi"],
+            m["casadi rel. diff"],
+        ]
+        for key, m in measured.items()
+    ]
+
+
+def issue_rows(measured: dict) -> list[list]:
+    rows = []
+    for key, reported in ISSUE_REPORTED.items():
+        m = measured[key]
         rows.append(
             [
                 key,
-                "casadi CVODES adjoint",
-                1e3 * t_first,
-                t_ours["casadi"].ms,
-                t_ours["adjoint_sym"].ms,
-                t_ours["adjoint_sym"].ms / t_ours["casadi"].ms,
-                common.rel_err(theirs, ours),
+                *(reported[k] for k in ("torchdiffeq", "jax", "diffrax", "casadi", "hand")),
+                m.get("casadi"),
+                m["hand"],
+                m["adjoint_sym"],
+                m["adjoint_sym"] / m["hand"],
+                m["adjoint_sym"] / m["casadi"] if "casadi" in m else None,
             ]
         )
     return rows
@@ -146,12 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     repeats, budget = (3, 1.0) if args.quick else (7, 3.0)
     print(f"# adjoint_sym and its peers\n\n{common.machine()}\n")
     keys = ["lotka-volterra", "spiral", "robertson", "mlp-32", "mlp-128"]
-    rows = []
-    if available("casadi"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            rows += casadi_rows(keys, repeats, budget)
-    else:
+    with_casadi = available("casadi")
+    if not with_casadi:
         print("casadi: not installed, skipped (pip install casadi)")
     for peer, module, hint in (
         ("torchdiffeq", "torchdiffeq", "pip install torch torchdiffeq"),
@@ -163,7 +202,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"{peer}: installed, but no runner is written for it yet: skipped")
     print()
-    if rows:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        measured = {key: measure_problem(key, repeats, budget, with_casadi) for key in keys}
+    if with_casadi:
         print(
             common.table(
                 [
@@ -175,14 +217,38 @@ def main(argv: list[str] | None = None) -> None:
                     "adjoint_sym / peer",
                     "rel. diff of gradients",
                 ],
-                rows,
-                "Peers (adjoint_sym: default adjoint; DOP853, LSODA for Robertson)",
+                casadi_rows(measured),
+                "Peers measured in this run (adjoint_sym: default adjoint; DOP853, LSODA for Robertson)",
             )
         )
         print(
             "rel. diff = max |peer - adjoint_sym@rtol 1e-10| / max |adjoint_sym| over [dL/dh0, dL/dtheta]; "
-            "adjoint_sym / peer > 1 means the peer is faster."
+            "adjoint_sym / peer > 1 means the peer is faster.\n"
         )
+    print(
+        common.table(
+            [
+                "problem (ms / gradient)",
+                "torchdiffeq (issue)",
+                "JAX jit (issue)",
+                "diffrax (issue)",
+                "CasADi (issue)",
+                "hand numpy (issue)",
+                "CasADi (now)",
+                "hand numpy (now)",
+                "adjoint_sym (now)",
+                "adjoint_sym / hand (now)",
+                "adjoint_sym / CasADi (now)",
+            ],
+            issue_rows(measured),
+            "Issue 8's table with adjoint_sym's row added",
+        )
+    )
+    print(
+        "'(issue)' columns are the figures reported in issue 8 (another run; '-' = failed or not given), "
+        "quoted for orientation only: ratios are formed from '(now)' columns, measured round-robin in this run. "
+        "'hand numpy' is the DOP853 backsolve (LSODA interpolating for Robertson)."
+    )
 
 
 if __name__ == "__main__":
