@@ -149,9 +149,22 @@ def _similar(D: list, N: list) -> list:
 
 # -- systems ------------------------------------------------------------------------------
 @st.composite
+def _terms(draw, max_index: int, max_degree: int, max_terms: int, timed: bool) -> list[tuple]:
+    """One equation's terms, raw: (state indices, is_parameter, coefficient, time factor)."""
+    terms = []
+    for _ in range(draw(st.integers(1, max_terms))):
+        factors = draw(st.lists(st.integers(0, max_index - 1), max_size=max_degree))
+        is_parameter = draw(st.booleans())
+        coefficient = None if is_parameter else draw(st.sampled_from(_COEFFICIENTS))
+        time_factor = draw(st.sampled_from(_TIME_FACTORS)) if timed else ""
+        terms.append((factors, is_parameter, coefficient, time_factor))
+    return terms
+
+
+@st.composite
 def polynomial_systems(
     draw,
-    dim: int | SearchStrategy[int] = _ONE_TO_THREE,
+    dim: int | SearchStrategy[int] | None = None,
     degree: int | SearchStrategy[int] = _ONE_TO_THREE,
     max_terms: int = 3,
     time_dependent: bool | SearchStrategy[bool] = _BOOLEANS,
@@ -163,31 +176,38 @@ def polynomial_systems(
     ``1, -1, 1/2, -1/2, 2, -2`` or a fresh scalar parameter, and with time dependence a
     factor ``t`` or ``cos(t)``.  Built with :meth:`ODESystem.from_strings`.
 
+    ``dim`` is an int, a strategy, or ``None`` for 1 to 3 states drawn as a list of
+    equations: the shrinker then deletes a whole equation (state indices wrap around),
+    which finds counterexamples with fewer states than lowering a drawn dimension does.
+
     Examples
     --------
     >>> from hypothesis import find
     >>> find(polynomial_systems(dim=2), lambda s: True)  # the simplest: what shrinking aims at
     ODESystem('polynomial', dx/dt = a, dy/dt = b; params [a, b])
     """
-    n = draw(_strategy(dim))
+    if dim is None:
+        low, high = 1, 3
+    else:
+        low = high = draw(_strategy(dim))
     max_degree = draw(_strategy(degree))
     timed = draw(_strategy(time_dependent))
+    equations = draw(st.lists(_terms(high, max_degree, max_terms, timed), min_size=low, max_size=high))
+    n = len(equations)
     names = _state_names(n)
     params: list[str] = []
     rhs = []
-    for _ in range(n):
-        terms = []
-        for _ in range(draw(st.integers(1, max_terms))):
-            factors = sorted(draw(st.lists(st.integers(0, n - 1), max_size=max_degree)))
-            if draw(st.booleans()) and len(params) < len(_PARAM_NAMES):
+    for terms in equations:
+        texts = []
+        for factors, is_parameter, coefficient, time_factor in terms:
+            if is_parameter and len(params) < len(_PARAM_NAMES):
                 params.append(_PARAM_NAMES[len(params)])
-                coefficient = params[-1]
+                text = params[-1]
             else:
-                coefficient = _coefficient_text(draw(st.sampled_from(_COEFFICIENTS)))
-            time_factor = draw(st.sampled_from(_TIME_FACTORS)) if timed else ""
-            parts = [coefficient] + [names[i] for i in factors] + ([time_factor] if time_factor else [])
-            terms.append("*".join(parts))
-        rhs.append(" + ".join(terms))
+                text = _coefficient_text(coefficient if coefficient is not None else _COEFFICIENTS[0])
+            states = [names[i % n] for i in sorted(factors)]
+            texts.append("*".join([text, *states, *([time_factor] if time_factor else [])]))
+        rhs.append(" + ".join(texts))
     return _system(tuple(names), tuple(params), tuple(rhs), "polynomial")
 
 
@@ -272,7 +292,7 @@ def neural_systems(
     return _neural_ode(n, activation, time)
 
 
-def systems(dim: int | SearchStrategy[int] = _ONE_TO_THREE) -> SearchStrategy[ODESystem]:
+def systems(dim: int | SearchStrategy[int] | None = None) -> SearchStrategy[ODESystem]:
     """Any of :func:`polynomial_systems`, :func:`linear_systems`, :func:`neural_systems`.
 
     Shrinks towards polynomial systems (the most readable).
@@ -283,7 +303,8 @@ def systems(dim: int | SearchStrategy[int] = _ONE_TO_THREE) -> SearchStrategy[OD
     >>> find(systems(dim=st.integers(1, 4)), lambda s: s.n == 4 and s.is_matrix_level).n
     4
     """
-    return st.one_of(polynomial_systems(dim=dim), linear_systems(dim=dim), neural_systems(dim=dim))
+    sized = _ONE_TO_THREE if dim is None else dim
+    return st.one_of(polynomial_systems(dim=dim), linear_systems(dim=sized), neural_systems(dim=sized))
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -341,7 +362,8 @@ def time_spans(draw, max_length: float = 1.5, backward: bool | SearchStrategy[bo
 # -- losses --------------------------------------------------------------------------------
 @st.composite
 def final_losses(draw, system: ODESystem, time_dependent: bool | SearchStrategy[bool] = _BOOLEANS) -> FinalLoss:
-    """``sum_i c_i x_i + d_i x_i^2`` (at least one term), optionally ``+ t*x_0``.
+    """``sum_i c_i x_i + d_i x_i^2`` (at least one term), optionally ``+ t*x_0`` (explicit
+    time) and ``+ a*x_0`` with the first scalar parameter ``a`` (explicit ``dL/dtheta``).
 
     Examples
     --------
@@ -358,6 +380,9 @@ def final_losses(draw, system: ODESystem, time_dependent: bool | SearchStrategy[
         expr += sp.Rational(c.numerator, c.denominator) * s + sp.Rational(d.numerator, d.denominator) * s**2
     if draw(_strategy(time_dependent)):
         expr += system.t * states[0]
+    scalars = [p for p in system.params if isinstance(p, sp.Symbol)]
+    if scalars and draw(st.booleans()):  # an explicit dL/dtheta term
+        expr += scalars[0] * states[0]
     return FinalLoss(str(expr if expr != 0 else states[0]))
 
 
@@ -383,6 +408,10 @@ def observation_losses(draw, system: ODESystem, t0: float, t1: float, max_times:
 def losses(system: ODESystem, t0: float, t1: float) -> SearchStrategy[Loss]:
     """A final or an observation loss for ``system`` over ``[t0, t1]`` (final shrinks first)."""
     return st.one_of(final_losses(system), observation_losses(system, t0, t1))
+
+
+# problems() names its arguments after these strategies
+_any_system, _any_loss = systems, losses
 
 
 # -- problems ------------------------------------------------------------------------------
@@ -443,11 +472,11 @@ def problems(
     span:   t0 = 0 -> t1 = -0.25
     loss:   FinalLoss(expr='x')
     """
-    system = draw(systems if systems is not None else globals()["systems"]())
+    system = draw(systems if systems is not None else _any_system())
     params = draw((values or parameter_values)(system))
     h0 = draw(initial_states(int(system.n)))
     t0, t1 = draw(spans if spans is not None else time_spans())
-    loss = draw((losses or globals()["losses"])(system, t0, t1))
+    loss = draw((losses or _any_loss)(system, t0, t1))
     problem = Problem(system, h0, params, t0, t1, loss)
     assume(_stays_bounded(problem, max_state))
     return problem

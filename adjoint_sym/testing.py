@@ -13,8 +13,8 @@ A quantity passes when ``|yours - reference| <= atol + rtol * |reference|``; the
 reports the deviation in those units (pass <= 1).  The reference is solved at
 ``REFERENCE_RTOL = 1e-10`` / ``REFERENCE_ATOL = 1e-12``.  On the built-in strategies
 (spans <= 1.5, states within 10, Lipschitz constants of a few units) the global error of
-a tolerance-controlled solve is at most ~100 times its local tolerance, so the reference
-is good to ~1e-8 relative.  The default ``rtol = 1e-6`` leaves two more decades for the
+a tolerance-controlled solve is at most ``GLOBAL_ERROR_FACTOR = 100`` times its local
+tolerance, so the reference is good to ~1e-8 relative.  The default ``rtol = 1e-6`` leaves two more decades for the
 solver error of the code under test (solve at ``rtol <= 1e-8``, or raise ``rtol``), and
 sits three decades below the relative errors of 1e-3 that must be caught; ``atol = 1e-8``
 is the floor for quantities that vanish (a state the loss and the dynamics ignore).
@@ -42,9 +42,17 @@ from .verify import assert_gradients_agree  # re-exported: the checker of issue 
 #: Tolerances of the reference solve (see the module docstring).
 REFERENCE_RTOL = 1e-10
 REFERENCE_ATOL = 1e-12
-#: Default comparison tolerances (see the module docstring for the justification).
-DEFAULT_RTOL = 1e-6
-DEFAULT_ATOL = 1e-8
+#: Global error of a tolerance-controlled solve, in units of its local tolerance: 1 to
+#: 100 for embedded Runge-Kutta pairs on non-stiff problems (Hairer, Norsett & Wanner,
+#: Solving ODEs I, sec. II.4); the strategies keep spans short and growth bounded.
+GLOBAL_ERROR_FACTOR = 100
+#: Default comparison tolerances: the reference's error (``GLOBAL_ERROR_FACTOR *
+#: REFERENCE_RTOL = 1e-8``) plus as much again, twice over, for the code under test:
+#: 1e-6, three decades below the 1e-3 relative errors the check must catch.
+DEFAULT_RTOL = GLOBAL_ERROR_FACTOR**2 * REFERENCE_RTOL
+#: The absolute floor, for quantities that vanish: the reference's absolute error
+#: (``GLOBAL_ERROR_FACTOR * REFERENCE_ATOL = 1e-10``) with the same margin: 1e-8.
+DEFAULT_ATOL = GLOBAL_ERROR_FACTOR**2 * REFERENCE_ATOL
 #: References in order of preference (as in :mod:`adjoint_sym.verify`): both are
 #: independent of the adjoint code; the complex step is near machine precision and, on
 #: the built-in strategies, three times faster than forward sensitivities, but refuses
@@ -462,7 +470,9 @@ def check_gradient_function(
     ------
     GradientMismatchError
         An ``AssertionError`` whose message shows the shrunk problem (equations, values)
-        and the table quantity / yours / reference / deviation.
+        and the table quantity / yours / reference / deviation; its attributes
+        ``problem`` (the shrunk :class:`Problem`) and ``comparison`` (a
+        :class:`Comparison`) carry the same for programs.
 
     Examples
     --------
@@ -485,6 +495,7 @@ def check_gradient_function(
 __all__ = [
     "DEFAULT_ATOL",
     "DEFAULT_RTOL",
+    "GLOBAL_ERROR_FACTOR",
     "REFERENCE_ATOL",
     "REFERENCE_RTOL",
     "Comparison",

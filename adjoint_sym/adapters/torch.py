@@ -96,7 +96,8 @@ def torchdiffeq_gradient(
     h0 = torch.tensor(problem.h0, dtype=torch.float64, requires_grad=True)
     ts = torch.tensor([problem.t0, *problem.times], dtype=torch.float64, requires_grad=True)
     if adjoint:
-        ys = torchdiffeq.odeint_adjoint(func, h0, ts, rtol=rtol, atol=atol, method=method)
+        params = tuple(func.parameters()) if problem.system.n_params else ()
+        ys = torchdiffeq.odeint_adjoint(func, h0, ts, rtol=rtol, atol=atol, method=method, adjoint_params=params)
     else:
         ys = torchdiffeq.odeint(func, h0, ts, rtol=rtol, atol=atol, method=method)
     theta = func.theta
