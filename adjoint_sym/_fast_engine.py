@@ -147,32 +147,10 @@ def _rms(x, scale):
 
 
 @_jit
-def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol, record, max_steps):
-    """Adaptive RK45 from ``t0`` to ``t1``; SciPy's rules step for step.
-
-    Returns ``(y1, nfev, steps, status, t_reached, rec_t, rec_y, rec_q)``; with
-    ``record`` the accepted steps' times, states and dense coefficients.
-    """
-    size = y0.size
-    cap = 64 if record != 0 else 1
-    rec_t = np.empty(cap + 1)
-    rec_y = np.empty((cap + 1, size))
-    rec_q = np.empty((cap, size, _P.shape[1]))
-    rec_t[0] = t0
-    y = np.empty(size)
-    _copy(y, y0)
-    _copy(rec_y[0], y0)
-    if t0 == t1:
-        return y, 0, 0, OK, t0, rec_t[:1], rec_y[:1], rec_q[:0]
+def _initial_step(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y, f0, sign, rtol, atol, scratch):
+    """SciPy's ``select_initial_step`` (error estimator order 4); one more evaluation."""
+    size = y.size
     direction = 1.0 if t1 > t0 else -1.0
-    sign = -1.0 if mode == 1 else 1.0  # the adjoint's rate is -vjp: fold the sign into the step
-    n_stages = _B.size
-    K = np.empty((n_stages + 1, size))
-    scratch = np.empty(n)
-    f0 = np.empty(size)
-    _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t0, y, f0, scratch)
-    nfev = 1
-    # initial step: scipy.integrate._ivp.common.select_initial_step with order 4
     interval = abs(t1 - t0)
     scale = np.empty(size)
     for i in range(size):
@@ -186,7 +164,6 @@ def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol
         y1[i] = y[i] + (h0 * direction * sign) * f0[i]
     f1 = np.empty(size)
     _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t0 + h0 * direction, y1, f1, scratch)
-    nfev += 1
     for i in range(size):
         f1[i] -= f0[i]
     d2 = _rms(f1, scale) / h0
@@ -194,110 +171,141 @@ def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol
         h1 = max(1e-6, h0 * 1e-3)
     else:
         h1 = (0.01 / max(d1, d2)) ** (-_ERROR_EXPONENT)
-    h_abs = min(100 * h0, h1, interval)
-    _copy(K[0], f0)
-    t = t0
-    steps = 0
-    y_new = np.empty(size)
-    stage = np.empty(size)
-    err = np.empty(size)
-    while direction * (t - t1) < 0:
-        if steps >= max_steps:
-            return y, nfev, steps, STEP_LIMIT, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
+    return min(100 * h0, h1, interval)
+
+
+@_jit
+def _stages(kernel, data, buf, mode, n, ts, ys, qs, m, t, h, hk, y, K, stage, y_new, scratch):
+    """Stages 2-7 of Dormand-Prince from ``K[0]``, one fused pass over the state each
+    (the tableau entries are compile-time constants; zeros fold away); ``hk = h * sign``."""
+    size = y.size
+    K0, K1, K2, K3, K4, K5, K6 = K[0], K[1], K[2], K[3], K[4], K[5], K[6]
+    for i in range(size):
+        stage[i] = y[i] + hk * (_A[1, 0] * K0[i])
+    _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[1] * h, stage, K1, scratch)
+    for i in range(size):
+        stage[i] = y[i] + hk * (_A[2, 0] * K0[i] + _A[2, 1] * K1[i])
+    _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[2] * h, stage, K2, scratch)
+    for i in range(size):
+        stage[i] = y[i] + hk * (_A[3, 0] * K0[i] + _A[3, 1] * K1[i] + _A[3, 2] * K2[i])
+    _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[3] * h, stage, K3, scratch)
+    for i in range(size):
+        stage[i] = y[i] + hk * (_A[4, 0] * K0[i] + _A[4, 1] * K1[i] + _A[4, 2] * K2[i] + _A[4, 3] * K3[i])
+    _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[4] * h, stage, K4, scratch)
+    for i in range(size):
+        stage[i] = y[i] + hk * (
+            _A[5, 0] * K0[i] + _A[5, 1] * K1[i] + _A[5, 2] * K2[i] + _A[5, 3] * K3[i] + _A[5, 4] * K4[i]
+        )
+    _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[5] * h, stage, K5, scratch)
+    for i in range(size):
+        y_new[i] = y[i] + hk * (
+            _B[0] * K0[i] + _B[1] * K1[i] + _B[2] * K2[i] + _B[3] * K3[i] + _B[4] * K4[i] + _B[5] * K5[i]
+        )
+    _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + h, y_new, K6, scratch)
+
+
+@_jit
+def _error_norm(K, hk, y, y_new, err, scale, rtol, atol):
+    """RMS of the embedded error over ``atol + rtol * max(|y|, |y_new|)``; NaN if ``y_new`` is not finite."""
+    K0, K1, K2, K3, K4, K5, K6 = K[0], K[1], K[2], K[3], K[4], K[5], K[6]
+    finite = 0.0
+    for i in range(y.size):
+        err[i] = hk * (
+            _E[0] * K0[i]
+            + _E[1] * K1[i]
+            + _E[2] * K2[i]
+            + _E[3] * K3[i]
+            + _E[4] * K4[i]
+            + _E[5] * K5[i]
+            + _E[6] * K6[i]
+        )
+        scale[i] = atol + max(abs(y[i]), abs(y_new[i])) * rtol
+        finite += y_new[i] * 0.0  # NaN once any entry is NaN or inf
+    if finite != 0.0:
+        return np.nan
+    return _rms(err, scale)
+
+
+@_jit
+def _record(rec_t, rec_y, rec_q, steps, t_new, y_new, K, sign):
+    """Store step ``steps``'s end point and quartic dense coefficients, growing the arrays."""
+    size = y_new.size
+    if steps + 1 >= rec_q.shape[0]:
+        cap = 2 * rec_q.shape[0]
+        grown_t = np.empty(cap + 1)
+        grown_y = np.empty((cap + 1, size))
+        grown_q = np.empty((cap, size, _P.shape[1]))
+        _copy(grown_t, rec_t)
+        _copy(grown_y.reshape(grown_y.size), rec_y.reshape(rec_y.size))
+        _copy(grown_q.reshape(grown_q.size), rec_q.reshape(rec_q.size))
+        rec_t, rec_y, rec_q = grown_t, grown_y, grown_q
+    rec_t[steps + 1] = t_new
+    _copy(rec_y[steps + 1], y_new)
+    for i in range(size):
+        for k in range(_P.shape[1]):
+            acc = 0.0
+            for j in range(K.shape[0]):
+                acc += K[j, i] * _P[j, k]
+            rec_q[steps, i, k] = sign * acc
+    return rec_t, rec_y, rec_q
+
+
+@_jit
+def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol, record, max_steps):
+    """Adaptive RK45 from ``t0`` to ``t1``; SciPy's rules step for step.
+
+    Mode 0 integrates ``f``; mode 1 the adjoint, whose rate ``-vjp`` has its sign folded
+    into the step.  Returns ``(y1, nfev, steps, status, t_reached, rec_t, rec_y, rec_q)``;
+    with ``record != 0`` the accepted steps' times, states and dense coefficients.
+    """
+    size = y0.size
+    cap = 64 if record != 0 else 1
+    rec_t, rec_y, rec_q = np.empty(cap + 1), np.empty((cap + 1, size)), np.empty((cap, size, _P.shape[1]))
+    rec_t[0] = t0
+    y = np.empty(size)
+    _copy(y, y0)
+    _copy(rec_y[0], y0)
+    if t0 == t1:
+        return y, 0, 0, OK, t0, rec_t[:1], rec_y[:1], rec_q[:0]
+    direction = 1.0 if t1 > t0 else -1.0
+    sign = -1.0 if mode == 1 else 1.0
+    K = np.empty((_B.size + 1, size))
+    scratch, stage, y_new, err, scale = np.empty(n), np.empty(size), np.empty(size), np.empty(size), np.empty(size)
+    _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t0, y, K[0], scratch)
+    h_abs = _initial_step(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y, K[0], sign, rtol, atol, scratch)
+    nfev, steps, t, status = 2, 0, t0, OK
+    while direction * (t - t1) < 0 and status == OK:
         min_step = 10 * abs(np.nextafter(t, direction * np.inf) - t)
-        if h_abs < min_step:
-            h_abs = min_step
-        accepted = False
+        h_abs = max(h_abs, min_step)
         rejected = False
-        while not accepted:
-            if h_abs < min_step:
-                return y, nfev, steps, TOO_SMALL, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
-            h = h_abs * direction
-            t_new = t + h
-            if direction * (t_new - t1) > 0:
-                t_new = t1
+        while True:
+            if steps >= max_steps or h_abs < min_step:
+                status = STEP_LIMIT if steps >= max_steps else TOO_SMALL
+                break
+            t_new = t1 if direction * (t + h_abs * direction - t1) > 0 else t + h_abs * direction
             h = t_new - t
             h_abs = abs(h)
-            # The seven Dormand-Prince stages, one fused pass over the state each (the
-            # tableau entries are compile-time constants; zeros fold away).
-            hk = h * sign
-            K0, K1, K2, K3, K4, K5, K6 = K[0], K[1], K[2], K[3], K[4], K[5], K[6]
-            for i in range(size):
-                stage[i] = y[i] + hk * (_A[1, 0] * K0[i])
-            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[1] * h, stage, K1, scratch)
-            for i in range(size):
-                stage[i] = y[i] + hk * (_A[2, 0] * K0[i] + _A[2, 1] * K1[i])
-            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[2] * h, stage, K2, scratch)
-            for i in range(size):
-                stage[i] = y[i] + hk * (_A[3, 0] * K0[i] + _A[3, 1] * K1[i] + _A[3, 2] * K2[i])
-            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[3] * h, stage, K3, scratch)
-            for i in range(size):
-                stage[i] = y[i] + hk * (_A[4, 0] * K0[i] + _A[4, 1] * K1[i] + _A[4, 2] * K2[i] + _A[4, 3] * K3[i])
-            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[4] * h, stage, K4, scratch)
-            for i in range(size):
-                stage[i] = y[i] + hk * (
-                    _A[5, 0] * K0[i] + _A[5, 1] * K1[i] + _A[5, 2] * K2[i] + _A[5, 3] * K3[i] + _A[5, 4] * K4[i]
-                )
-            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + _C[5] * h, stage, K5, scratch)
-            for i in range(size):
-                y_new[i] = y[i] + hk * (
-                    _B[0] * K0[i] + _B[1] * K1[i] + _B[2] * K2[i] + _B[3] * K3[i] + _B[4] * K4[i] + _B[5] * K5[i]
-                )
-            _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t + h, y_new, K6, scratch)
-            nfev += n_stages
-            finite = 0.0
-            for i in range(size):
-                err[i] = hk * (
-                    _E[0] * K0[i]
-                    + _E[1] * K1[i]
-                    + _E[2] * K2[i]
-                    + _E[3] * K3[i]
-                    + _E[4] * K4[i]
-                    + _E[5] * K5[i]
-                    + _E[6] * K6[i]
-                )
-                scale[i] = atol + max(abs(y[i]), abs(y_new[i])) * rtol
-                finite += y_new[i] * 0.0
-            if finite != 0.0:  # NaN or inf in the new state
-                return y, nfev, steps, NON_FINITE, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
-            error_norm = _rms(err, scale)
+            _stages(kernel, data, buf, mode, n, ts, ys, qs, m, t, h, h * sign, y, K, stage, y_new, scratch)
+            nfev += _B.size
+            error_norm = _error_norm(K, h * sign, y, y_new, err, scale, rtol, atol)
             if error_norm < 1:
-                if error_norm == 0:
-                    factor = _MAX_FACTOR
-                else:
-                    factor = min(_MAX_FACTOR, _SAFETY * error_norm**_ERROR_EXPONENT)
-                if rejected:
-                    factor = min(1.0, factor)
-                h_abs *= factor
-                accepted = True
-            elif np.isfinite(error_norm):
-                h_abs *= max(_MIN_FACTOR, _SAFETY * error_norm**_ERROR_EXPONENT)
-                rejected = True
-            else:
-                return y, nfev, steps, NON_FINITE, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
+                factor = _MAX_FACTOR if error_norm == 0 else min(_MAX_FACTOR, _SAFETY * error_norm**_ERROR_EXPONENT)
+                h_abs *= min(1.0, factor) if rejected else factor
+                break
+            if not np.isfinite(error_norm):
+                status = NON_FINITE
+                break
+            h_abs *= max(_MIN_FACTOR, _SAFETY * error_norm**_ERROR_EXPONENT)
+            rejected = True
+        if status != OK:
+            break
         if record != 0:
-            if steps + 1 >= cap:
-                cap *= 2
-                grown_t = np.empty(cap + 1)
-                grown_y = np.empty((cap + 1, size))
-                grown_q = np.empty((cap, size, _P.shape[1]))
-                _copy(grown_t, rec_t)
-                _copy(grown_y.reshape(grown_y.size), rec_y.reshape(rec_y.size))
-                _copy(grown_q.reshape(grown_q.size), rec_q.reshape(rec_q.size))
-                rec_t, rec_y, rec_q = grown_t, grown_y, grown_q
-            rec_t[steps + 1] = t_new
-            _copy(rec_y[steps + 1], y_new)
-            for i in range(size):
-                for k in range(_P.shape[1]):
-                    acc = 0.0
-                    for j in range(n_stages + 1):
-                        acc += K[j, i] * _P[j, k]
-                    rec_q[steps, i, k] = sign * acc
+            rec_t, rec_y, rec_q = _record(rec_t, rec_y, rec_q, steps, t_new, y_new, K, sign)
         steps += 1
         t = t_new
         _copy(y, y_new)
-        _copy(K[0], K[n_stages])
-    return y, nfev, steps, OK, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
+        _copy(K[0], K[_B.size])
+    return y, nfev, steps, status, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
 
 
 @_jit
