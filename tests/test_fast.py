@@ -257,3 +257,24 @@ def test_gradient_backend_fast_dispatches_here():
     g = gradient(problem, backend="fast", rtol=RTOL, atol=ATOL)
     assert g.stats["backend"] == "fast"
     assert_close(g, fast_gradient(problem, rtol=RTOL, atol=ATOL), 0.0, "gradient(backend='fast') vs fast_gradient")
+
+
+def test_imports_without_the_optional_dependencies():
+    """With numba and symengine absent the module still imports and names the extra to install."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['numba'] = None; sys.modules['symengine'] = None\n"
+        "from adjoint_sym import fast\n"
+        "from adjoint_sym.builders import lotka_volterra\n"
+        "from adjoint_sym import Problem, FinalLoss\n"
+        "assert not fast.available()\n"
+        "p = Problem(lotka_volterra(), [1, 1], [1.5, 1, 3, 1], 0, 1, FinalLoss('x'))\n"
+        "try:\n"
+        "    fast.fast_gradient(p)\n"
+        "except ValueError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert 'needs numba and symengine, which are not installed: pip install "adjoint_sym[fast]"' in out
