@@ -28,6 +28,7 @@ from __future__ import annotations
 import common  # isort: skip  (first: it pins BLAS to one thread before numpy loads)
 
 import argparse
+import gc
 import tracemalloc
 import warnings
 
@@ -84,6 +85,7 @@ def lv(t1: float) -> Problem:
 def peak_kib(fn) -> tuple[float, object]:
     """Peak traced memory above the level before the call, in KiB, and the call's result."""
     fn()  # warm: compile kernels, fill caches
+    gc.collect()  # the warm-up's cyclic garbage must not be freed inside the measured call
     tracemalloc.reset_peak()
     before = tracemalloc.get_traced_memory()[0]
     out = fn()
