@@ -513,8 +513,10 @@ def run_property(
         options["max_examples"] = max_examples
     if seed is not None:
         options["derandomize"] = False  # a derandomized profile would ignore the seed
-    if not shrink:
-        options["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
+    # no "explain" phase: its list of covered lines is noise next to the equations and table
+    options["phases"] = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
+    if shrink:
+        options["phases"].append(Phase.shrink)
 
     @settings(**options)
     @given(problem=strategy)
