@@ -29,8 +29,8 @@ except PackageNotFoundError:  # running from a source tree without installation
 #: Public names of the numeric layer and the module each lives in.
 _LAZY = {
     "Problem": "problem",
-    "gradient": "methods",
-    "methods": "methods",
+    "gradient": "dispatch",
+    "methods": "dispatch",
     "check": "verify",
     "compare": "verify",
     "assert_gradients_agree": "verify",

@@ -170,7 +170,7 @@ def cmd_derive(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _compute_gradient(spec: Spec, settings: SolverSettings, method: str, progress: Progress):
-    from .methods import gradient
+    from .dispatch import gradient
 
     progress.step(f"computing the gradient by {method!r} ({settings.method}, rtol={settings.rtol:g})")
     g = gradient(spec.problem, method, solver=settings.method, rtol=settings.rtol, atol=settings.atol)

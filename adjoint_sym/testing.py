@@ -34,7 +34,7 @@ import sympy as sp
 from . import builders
 from .errors import GradientMismatchError, InvalidModelError, SolverFailedError
 from .loss import ObservationLoss
-from .methods import gradient
+from .dispatch import gradient
 from .problem import Problem
 from .result import Gradient
 from .verify import assert_gradients_agree  # re-exported: the checker of issue 4

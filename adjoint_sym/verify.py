@@ -63,8 +63,8 @@ import numpy as np
 
 from .errors import AdjointSymError, GradientMismatchError, InvalidModelError, SolverFailedError
 from .gradients import DRIFT_WARNING
-from .methods import gradient
-from .methods import methods as all_methods
+from .dispatch import gradient
+from .dispatch import methods as all_methods
 from .problem import Problem
 from .reference.complex_step import non_analytic_functions
 from .reference.finite_difference import input_scale, input_vector, trajectory
@@ -347,7 +347,7 @@ def check(
     ----------
     prob : Problem
     methods : sequence of str
-        Names accepted by :func:`adjoint_sym.methods.gradient`.  ``"backprop"`` runs on
+        Names accepted by :func:`adjoint_sym.dispatch.gradient`.  ``"backprop"`` runs on
         the steps of an adaptive solve at ``rtol`` (a fine grid) unless ``options`` says
         otherwise.
     solver, rtol, atol

@@ -45,7 +45,7 @@ def test_docs_build_strictly(tmp_path):
     for page, anchor in [
         ("api/symbolic/index.html", "adjoint_sym.system.ODESystem"),
         ("api/symbolic/index.html", "adjoint_sym.adjoint.Adjoint"),
-        ("api/gradients/index.html", "adjoint_sym.methods.gradient"),
+        ("api/gradients/index.html", "adjoint_sym.dispatch.gradient"),
         ("api/plot/index.html", "adjoint_sym.plot.convergence"),
     ]:
         assert f'id="{anchor}"' in (site / page).read_text(encoding="utf-8"), f"{anchor} missing from {page}"

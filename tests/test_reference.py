@@ -14,7 +14,7 @@ import sympy as sp
 
 from adjoint_sym import CallableLoss, FinalLoss, InvalidModelError, ObservationLoss, ODESystem, Problem
 from adjoint_sym.builders import lotka_volterra, neural_ode
-from adjoint_sym.methods import gradient, methods
+from adjoint_sym.dispatch import gradient, methods
 from adjoint_sym.reference import REFERENCES
 from adjoint_sym.reference.backprop import complex_step_discrete, make_grids, tableau
 from adjoint_sym.reference.complex_step import non_analytic_functions

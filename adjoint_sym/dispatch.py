@@ -1,4 +1,8 @@
-"""One entry point for every gradient route: the adjoints and the references."""
+"""One entry point for every gradient route: the adjoints and the references.
+
+(Named ``dispatch``, not ``methods``, so the top-level function ``adjoint_sym.methods``
+is never shadowed by a submodule of the same name.)
+"""
 
 from __future__ import annotations
 
