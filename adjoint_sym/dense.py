@@ -15,7 +15,6 @@ from __future__ import annotations
 import bisect
 
 import numpy as np
-from numpy.polynomial import polynomial as P
 from scipy.integrate import OdeSolution
 from scipy.integrate._ivp.rk import Dop853DenseOutput, RkDenseOutput
 
@@ -33,8 +32,10 @@ def _monomial(interpolant) -> np.ndarray | None:
         poly = np.zeros((1, n), dtype=interpolant.F.dtype)
         for i, f in enumerate(reversed(interpolant.F)):
             poly[0] += f
-            factor = np.array([0.0, 1.0]) if i % 2 == 0 else np.array([1.0, -1.0])  # x or 1 - x
-            poly = np.stack([P.polymul(poly[:, k], factor) for k in range(n)], axis=1)
+            shifted = np.vstack([np.zeros((1, n), dtype=poly.dtype), poly])  # x * poly
+            # Row-wise arithmetic keeps every degree, also where a coefficient is zero
+            # (numpy.polynomial would trim it, e.g. for a state that never moves).
+            poly = shifted if i % 2 == 0 else np.vstack([poly, np.zeros((1, n), dtype=poly.dtype)]) - shifted
         poly[0] += interpolant.y_old
         return poly
     return None

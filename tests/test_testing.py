@@ -127,19 +127,11 @@ def test_named_references_must_all_agree(decay):
     assert comparison.reference == "complex-step"
 
 
-DENSE_BUG = (
-    "library bug this suite found (reported): dense.py converts a DOP853 interpolant with numpy.polynomial's "
-    "polymul, which trims trailing zeros, so a state that stays constant crashes np.stack; use np.convolve"
-)
-
-
-@pytest.mark.xfail(raises=ValueError, reason=DENSE_BUG, strict=False)
 def test_the_librarys_own_adjoint_passes_the_suite():
     # this property also found the loss's explicit dL/dt_i leaking into a_t (since fixed)
     check_gradient_function(lambda p: gradient(p, "adjoint", rtol=1e-10, atol=1e-12), shrink=False)
 
 
-@pytest.mark.xfail(raises=ValueError, reason=DENSE_BUG, strict=False)
 def test_the_librarys_adjoint_with_a_constant_state():
     # the shrunk counterexample: y never moves
     sys = ODESystem.from_strings(["x", "y"], ["a"], "t", ["a", "0"])
