@@ -235,3 +235,13 @@ def test_gradient_and_report_render_as_html():
     assert tags.errors == [] and "table" in tags.seen
     lv = Problem(lotka_volterra(), [1.0, 1.0], {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}, 0.0, 1.0, FinalLoss("x"))
     assert "dL/dt1" in gradient(lv)._repr_html_()
+
+
+def test_report_latex_table_is_well_formed():
+    from adjoint_sym import verify
+
+    sysm = ODESystem.from_strings(["y_1", "x"], ["k_1", "beta"], "t", ["-k_1*y_1 + x", "-beta*x"])
+    prob = Problem(sysm, [1.0, 0.5], {"k_1": 0.5, "beta": 0.2}, 0.0, 1.0, FinalLoss("y_1**2"))
+    source = verify.check(prob, ["adjoint", "forward"]).latex()
+    assert source.startswith(r"\begin{tabular}") and latex_problems(source) == []
+    assert "y_1" not in source.replace(r"y\_1", ""), "underscores of names are escaped in the table"
