@@ -128,12 +128,13 @@ def test_named_references_must_all_agree(decay):
 
 
 def test_the_librarys_own_adjoint_passes_the_suite():
-    # this property also found the loss's explicit dL/dt_i leaking into a_t (since fixed)
-    check_gradient_function(lambda p: gradient(p, "adjoint", rtol=1e-10, atol=1e-12), shrink=False)
+    # this property found two library bugs, both fixed: dense.py crashed when a state stays
+    # constant (the test below), and the loss's explicit dL/dt_i leaked into a_t
+    check_gradient_function(lambda p: gradient(p, "adjoint", rtol=1e-10, atol=1e-12))
 
 
 def test_the_librarys_adjoint_with_a_constant_state():
-    # the shrunk counterexample: y never moves
+    # the dense.py counterexample, shrunk: y never moves
     sys = ODESystem.from_strings(["x", "y"], ["a"], "t", ["a", "0"])
     prob = Problem(sys, [0.0, 0.0], {"a": 0.25}, 0.0, 0.25, FinalLoss("x"))
     assert check_problem(lambda p: gradient(p, "adjoint", rtol=1e-10, atol=1e-12), prob).ok
