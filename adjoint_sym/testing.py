@@ -32,9 +32,9 @@ import numpy as np
 import sympy as sp
 
 from . import builders
+from .dispatch import gradient
 from .errors import GradientMismatchError, InvalidModelError, SolverFailedError
 from .loss import ObservationLoss
-from .dispatch import gradient
 from .problem import Problem
 from .result import Gradient
 from .verify import assert_gradients_agree  # re-exported: the checker of issue 4
