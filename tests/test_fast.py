@@ -29,9 +29,9 @@ from adjoint_sym import CallableLoss, FinalLoss, ObservationLoss, ODESystem, Pro
 from adjoint_sym import _fast_engine as engine
 from adjoint_sym import fast as fast_module
 from adjoint_sym.builders import lotka_volterra, two_layer
+from adjoint_sym.dispatch import gradient
 from adjoint_sym.errors import InvalidModelError, SolverFailedError, UnsupportedExpressionError
 from adjoint_sym.fast import fast_gradient
-from adjoint_sym.methods import gradient
 
 RTOL = 1e-8
 ATOL = 1e-3 * RTOL
@@ -252,7 +252,7 @@ def test_gradient_backend_fast_dispatches_here():
     import inspect
 
     if "backend" not in inspect.signature(gradient).parameters:
-        pytest.skip("gradient(backend=...) is not wired in adjoint_sym.methods yet")
+        pytest.skip("gradient(backend=...) is not wired in adjoint_sym.dispatch yet")
     problem = lv_problem()
     g = gradient(problem, backend="fast", rtol=RTOL, atol=ATOL)
     assert g.stats["backend"] == "fast"
