@@ -28,17 +28,32 @@ def _monomial(interpolant) -> np.ndarray | None:
         coeffs[1:] = interpolant.h * q.T
         return coeffs
     if isinstance(interpolant, Dop853DenseOutput):
-        n = len(interpolant.y_old)
-        poly = np.zeros((1, n), dtype=interpolant.F.dtype)
-        for i, f in enumerate(reversed(interpolant.F)):
-            poly[0] += f
-            shifted = np.vstack([np.zeros((1, n), dtype=poly.dtype), poly])  # x * poly
-            # Row-wise arithmetic keeps every degree, also where a coefficient is zero
-            # (numpy.polynomial would trim it, e.g. for a state that never moves).
-            poly = shifted if i % 2 == 0 else np.vstack([poly, np.zeros((1, n), dtype=poly.dtype)]) - shifted
-        poly[0] += interpolant.y_old
-        return poly
+        coeffs = _DOP853_TO_MONOMIAL[:, : len(interpolant.F)] @ interpolant.F
+        coeffs[0] += interpolant.y_old
+        return coeffs
     return None
+
+
+def _dop853_to_monomial(stages: int = 7) -> np.ndarray:
+    """``M`` with monomial coefficients ``M @ F`` of DOP853's nested dense output.
+
+    SciPy evaluates ``y = y_old + (((F6 x + F5)(1 - x) + F4) x + ...)``; the coefficients
+    are linear in ``F``, so running that recursion once on unit rows gives the map.
+    """
+    columns = []
+    for k in range(stages):
+        unit = np.zeros(stages)
+        unit[k] = 1.0
+        poly = np.zeros(1)
+        for i, f in enumerate(reversed(unit)):
+            poly = poly.copy()
+            poly[0] += f
+            poly = np.convolve(poly, [0.0, 1.0] if i % 2 == 0 else [1.0, -1.0])  # times x or (1 - x)
+        columns.append(poly)
+    return np.stack(columns, axis=1)
+
+
+_DOP853_TO_MONOMIAL = _dop853_to_monomial()
 
 
 class DenseState:

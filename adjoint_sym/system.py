@@ -159,7 +159,8 @@ class ODESystem:
     @property
     def n(self) -> int:
         """The state dimension."""
-        return self.state[0].shape[0] if self.is_matrix_level else len(self.state)
+        # int(): SymPy's Integer would make every numeric slice y[n:2*n] a SymPy operation.
+        return int(self.state[0].shape[0]) if self.is_matrix_level else len(self.state)
 
     @property
     def h(self) -> sp.MatrixBase | sp.MatrixSymbol:
