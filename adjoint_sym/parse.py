@@ -193,10 +193,18 @@ class _Builder:
     def _BinOp(self, node: ast.BinOp, depth: int) -> sp.Expr:
         if isinstance(node.op, ast.Pow):
             return self._power(node, depth)
-        combine = _BINARY.get(type(node.op))
-        if combine is None:
+        if type(node.op) not in _BINARY:
             raise self.fail(f"operator {type(node.op).__name__} is not allowed")
-        return combine(self.build(node.left, depth), self.build(node.right, depth))
+        # A long sum a + b + c + ... is a left-leaning chain in the tree; walk it
+        # iteratively so that its length is not mistaken for nesting depth.
+        chain: list[tuple[type, ast.AST]] = []
+        while isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            chain.append((type(node.op), node.right))
+            node = node.left
+        result = self.build(node, depth)
+        for op, right in reversed(chain):
+            result = _BINARY[op](result, self.build(right, depth))
+        return result
 
     def _power(self, node: ast.BinOp, depth: int) -> sp.Expr:
         base = self.build(node.left, depth)

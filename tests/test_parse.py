@@ -75,3 +75,9 @@ def test_rejections_are_value_errors():
 def test_non_string_input_is_rejected():
     with pytest.raises(UnsupportedExpressionError, match="expected a string"):
         parse_expression(3, SYMS)  # type: ignore[arg-type]
+
+
+def test_long_flat_sums_are_not_nesting():
+    # 300 terms: a chain in the tree, not 300 levels of nesting; left-to-right order kept
+    text = " + ".join(f"{i}*x" for i in range(300)) + " - y - x*y/x*2"
+    assert parse_expression(text, SYMS) == sum(range(300)) * x - 3 * y
