@@ -7,7 +7,7 @@ is never shadowed by a submodule of the same name.)
 from __future__ import annotations
 
 from .errors import InvalidModelError
-from .gradients import ADJOINT_METHODS, adjoint_gradient
+from .gradients import ADJOINT_METHODS, IMPLICIT, adjoint_gradient
 from .problem import Problem
 from .reference import REFERENCES
 from .result import Gradient
@@ -25,6 +25,7 @@ def gradient(
     solver: str = "DOP853",
     rtol: float = 1e-8,
     atol: float = 1e-10,
+    backend: str = "default",
     **options,
 ) -> Gradient:
     """The loss and its gradient by ``method``.
@@ -41,6 +42,9 @@ def gradient(
         problems ``"LSODA"``, ``"BDF"``, ``"Radau"``.
     rtol, atol : float
         Solver tolerances.
+    backend : {"default", "fast"}
+        ``"fast"`` is the compiled interpolating adjoint of :mod:`adjoint_sym.fast`
+        (needs ``pip install "adjoint_sym[fast]"``; explicit RK45 whatever ``solver``).
     **options
         Method-specific options (e.g. ``adjoint_rtol`` for adjoints, ``steps`` for
         ``"backprop"``).
@@ -57,6 +61,18 @@ def gradient(
     """
     if not isinstance(problem, Problem):
         raise InvalidModelError(f"gradient() takes a Problem, got {type(problem).__name__}")
+    if backend == "fast":
+        from .fast import fast_gradient  # numba + symengine: imported only when asked for
+
+        if solver in IMPLICIT:
+            raise InvalidModelError(
+                f"backend='fast' integrates explicitly (RK45); for the stiff solver {solver!r} use backend='default'"
+            )
+        if options:
+            raise InvalidModelError(f"backend='fast' takes no method options, got {', '.join(sorted(options))}")
+        return fast_gradient(problem, rtol=rtol, atol=atol, method=method)
+    if backend != "default":
+        raise InvalidModelError(f"unknown backend {backend!r}; choose 'default' or 'fast'")
     if method in ADJOINT_METHODS:
         return adjoint_gradient(problem, method=method, solver=solver, rtol=rtol, atol=atol, **options)
     if method in REFERENCES:
