@@ -114,12 +114,14 @@ def test_trajectories_matrix_level_names_and_given_axes():
 # -- adjoint ----------------------------------------------------------------------------------
 
 
-def test_adjoint_path_matches_closed_form():
-    path = adjoint_path(decay_problem(), rtol=RTOL, atol=ATOL)
-    x1 = X0 * np.exp(K * T1)
-    assert path.t[0] == T1 and path.t[-1] == 0.0
-    assert in_units(path.a[:, 0], 2 * x1 * np.exp(K * (T1 - path.t))) < TOL_UNITS
-    assert in_units(path.a_theta[:, 0], 2 * x1**2 * (T1 - path.t)) < TOL_UNITS
+@pytest.mark.parametrize(("t0", "t1"), [(0.0, T1), (T1, 0.0)], ids=["forward span", "backward span"])
+def test_adjoint_path_matches_closed_form(t0, t1):
+    # a(t) x(t) = 2 x1^2 is constant, so a_k(t) = 2 x1^2 (t1 - t) whatever the direction.
+    path = adjoint_path(Problem(decay(), [X0], {"k": K}, t0, t1, FinalLoss("x**2")), rtol=RTOL, atol=ATOL)
+    x1 = X0 * np.exp(K * (t1 - t0))
+    assert path.t[0] == t1 and path.t[-1] == t0
+    assert in_units(path.a[:, 0], 2 * x1 * np.exp(K * (t1 - path.t))) < TOL_UNITS
+    assert in_units(path.a_theta[:, 0], 2 * x1**2 * (t1 - path.t)) < TOL_UNITS
     # a_t(t1) = -dL/dt1 = -2 x1 * k x1, and da_t/dt = 0 for an autonomous system.
     assert in_units(path.a_t, np.full_like(path.t, -2 * K * x1**2)) < TOL_UNITS
 
