@@ -30,8 +30,12 @@ class Proof:
         return f"Proof({self.statement!r}: {verdict})"
 
     def _repr_latex_(self) -> str:
-        mark = r"\checkmark" if self.holds else r"\times"
-        return rf"$\text{{{self.statement}}}: \; {sp.latex(self.residual)} = 0 \; {mark}$"
+        text = self.statement
+        for ch in "&%$#_{}":  # the statement is prose: escape TeX's specials in text mode
+            text = text.replace(ch, "\\" + ch)
+        text = text.replace("^", r"\^{}")
+        tail = r"\; \checkmark" if self.holds else rf"\; {sp.latex(self.residual)} \neq 0 \; \times"
+        return rf"$\text{{{text}}} {tail}$"
 
 
 def _explicit(value: sp.Basic) -> sp.ImmutableMatrix:
