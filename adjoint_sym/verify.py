@@ -701,22 +701,25 @@ class ConvergenceStudy:
         return "\n".join(lines) + "\n"
 
     def plot(self, ax=None):
-        """Two log-log panels (needs matplotlib: ``pip install adjoint_sym[plot]``)."""
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError:  # pragma: no cover - depends on the environment
-            raise ImportError("plotting needs matplotlib: pip install 'adjoint_sym[plot]'") from None
+        """Two log-log panels: each method's error against rtol (with fitted orders) and
+        backprop's distance to the adjoint against steps.
+
+        Returns the matplotlib ``Figure`` (built without pyplot, so nothing accumulates in
+        a session); pass ``ax`` (two axes) to draw into existing ones.  Needs matplotlib:
+        ``pip install 'adjoint_sym[plot]'``.
+        """
+        from .plot import convergence  # plotting sits on top; matplotlib loads only here
+
         if ax is None:
-            _, ax = plt.subplots(1, 2, figsize=(10, 4))
-        for m, e in self.errors.items():
-            ax[0].loglog(self.rtols, np.maximum(e, 1e-17), "o-", label=m)
-        ax[0].set(xlabel="rtol", ylabel=f"error vs {self.reference}", title="error against tolerance")
-        ax[0].invert_xaxis()
-        ax[0].legend()
+            from matplotlib.figure import Figure
+
+            figure = Figure(figsize=(10, 4), layout="constrained")
+            ax = figure.subplots(1, 2)
+        convergence(self, ax=ax[0], ylabel=f"error vs {self.reference}", title="error against tolerance")
         ax[1].loglog(self.steps, self.backprop_vs_adjoint, "o-", label=f"backprop ({self.scheme})")
         ax[1].set(xlabel="steps", ylabel="|backprop - adjoint|", title="discretize vs optimize first")
         ax[1].legend()
-        return ax
+        return ax[0].figure
 
 
 def convergence_study(

@@ -293,8 +293,10 @@ def test_convergence_study_plots():
     matplotlib.use("Agg")
     prob = nonautonomous_problem(final=True)
     study = convergence_study(prob, ["adjoint"], rtols=[1e-5, 1e-8], steps=[4, 8])
-    ax = study.plot()
-    assert len(ax) == 2 and ax[0].get_xscale() == "log"
+    figure = study.plot()
+    ax = figure.axes
+    assert len(ax) == 2 and ax[0].get_xscale() == "log" and ax[1].get_yscale() == "log"
+    assert any("adjoint (order" in t.get_text() for t in ax[0].get_legend().get_texts())
 
 
 def test_deviations_are_measured_in_scaled_inputs():
