@@ -61,10 +61,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import AdjointSymError, GradientMismatchError, InvalidModelError, SolverFailedError
-from .gradients import DRIFT_WARNING
 from .dispatch import gradient
 from .dispatch import methods as all_methods
+from .errors import AdjointSymError, GradientMismatchError, InvalidModelError, SolverFailedError
+from .gradients import DRIFT_WARNING
 from .problem import Problem
 from .reference.complex_step import non_analytic_functions
 from .reference.finite_difference import input_scale, input_vector, trajectory
