@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import sympy as sp
@@ -123,8 +123,7 @@ class Problem:
                 )
             return None
         exprs = self.loss.expressions(self.system, len(self.times))
-        cache: dict[sp.Expr, Kernel] = {}
-        return [cache.setdefault(e, _loss_kernel(self.system, e)) for e in exprs]
+        return [_loss_kernel(self.system, e) for e in exprs]
 
     def evaluate_loss(self, states: np.ndarray, theta=None, times=None) -> LossValue:
         """The loss at ``states`` (shape (N, n), one row per observation time)."""
@@ -158,6 +157,7 @@ def _squared_errors(loss: Loss) -> np.ndarray | None:
     return loss.targets if isinstance(loss, ObservationLoss) and loss.targets is not None else None
 
 
+@lru_cache(maxsize=256)  # like the system's kernels: a property run builds many Problems
 def _loss_kernel(system: ODESystem, expr: sp.Expr) -> Kernel:
     # Differentiate with respect to plain symbols standing in for h[i, 0]: SymPy's
     # derivative by a matrix element rescans every element (quadratic in the width).

@@ -180,7 +180,7 @@ class ODESystem:
     @property
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Each parameter's numeric shape: ``()`` for scalars, ``(rows, cols)`` else."""
-        return {p.name: (tuple(p.shape) if isinstance(p, sp.MatrixSymbol) else ()) for p in self.params}
+        return {p.name: (tuple(int(d) for d in p.shape) if isinstance(p, sp.MatrixSymbol) else ()) for p in self.params}
 
     @property
     def n_params(self) -> int:
