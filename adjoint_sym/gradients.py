@@ -178,23 +178,21 @@ class _Backward:
         if self.method == "quadrature":
             return self._quadrature_segment(start, end, a, a_theta, a_t, h)
         theta, n, n_params = self.p.theta, self.n, self.n_params
-        vjp = self.k.vjp.fn
         if self.method == "backsolve":
-            f = self.k.f.fn
+            backsolve_rhs = self.k.backsolve_rhs.fn
 
             def rhs(t, y):
-                hy, ay = y[:n], y[n : 2 * n]
-                return np.concatenate([f(t, hy, theta), -vjp(t, hy, ay, theta)])
+                return backsolve_rhs(t, y, theta)
 
             y0 = np.concatenate([h, a, a_theta, [a_t]])
             res = self._integrate(rhs, start, end, y0, None)
             y = res.y[:, -1]
             h, y = y[:n], y[n:]
         else:
-            sol = self.h_of
+            sol, adjoint_rhs = self.h_of, self.k.adjoint_rhs.fn
 
             def rhs(t, y):
-                return -vjp(t, sol(t), y[:n], theta)
+                return adjoint_rhs(t, sol(t), y, theta)
 
             jac = self._interpolating_jac() if self.solver in IMPLICIT else None
             res = self._integrate(rhs, start, end, np.concatenate([a, a_theta, [a_t]]), jac)

@@ -25,6 +25,7 @@ import numpy as np
 import sympy as sp
 
 from .compile import Argument, Kernel, compile_kernel, scalar_argument
+from .matrix_calculus import scale
 from .system import ODESystem
 
 
@@ -67,6 +68,26 @@ class CompiledSystem:
         return compile_kernel("vjp", args, [d_h, *d_theta, d_t])
 
     @cached_property
+    def backsolve_rhs(self) -> Kernel:
+        """Chen et al.'s Algorithm 1 right-hand side in one call.
+
+        ``(t, y, theta) -> [f, -a^T f_h, -a^T f_theta, -a^T f_t]`` with ``h = y[:n]`` and
+        ``a = y[n:2n]``: one kernel shares ``sigma(z)`` between ``f`` and the VJP and
+        saves the per-step slicing and concatenation.
+        """
+        d_h, d_theta, d_t = self._products
+        y = Argument("y", (*system_state(self.system), *self._cotangent_argument(False).slots))
+        outputs = [self.system.rhs, *(_negated(b) for b in (d_h, *d_theta, d_t))]
+        return compile_kernel("backsolve_rhs", [self._t, y, self._theta], outputs)
+
+    @cached_property
+    def adjoint_rhs(self) -> Kernel:
+        """``(t, h, y, theta) -> -[a^T f_h, a^T f_theta, a^T f_t]`` with ``a = y[:n]``."""
+        d_h, d_theta, d_t = self._products
+        args = [self._t, self._state(False), self._cotangent_argument(False), self._theta]
+        return compile_kernel("adjoint_rhs", args, [_negated(b) for b in (d_h, *d_theta, d_t)])
+
+    @cached_property
     def vjp_batched(self) -> Kernel:
         """``vjp`` over a batch of nodes: ``t`` (B,), ``h`` and ``a`` (n, B) -> (n+p+1, B).
 
@@ -107,6 +128,14 @@ class CompiledSystem:
 
     def __repr__(self) -> str:
         return f"CompiledSystem({self.system!r})"
+
+
+def _negated(block: sp.Basic) -> sp.Basic:
+    if isinstance(block, sp.ZeroMatrix):
+        return block
+    if isinstance(block, sp.MatrixExpr) and not isinstance(block, sp.MatrixBase):
+        return scale(sp.S.NegativeOne, block)
+    return -block
 
 
 def system_state(system: ODESystem) -> tuple:

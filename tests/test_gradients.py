@@ -460,6 +460,18 @@ def inject(monkeypatch, problem: Problem, mistake: str) -> None:
     for name in names:
         if hasattr(type(kernels), name):
             monkeypatch.setitem(kernels.__dict__, name, _wrong(getattr(kernels, name), mistake, n, jac_h))
+    # The interpolating and backsolve variants call fused kernels built on the same VJP:
+    # rebuild them around the wrong one.
+    wrong_vjp, f = kernels.__dict__["vjp"].fn, kernels.f.fn
+
+    def adjoint_rhs(t, h, y, theta):
+        return -wrong_vjp(t, h, y[:n], theta)
+
+    def backsolve_rhs(t, y, theta):
+        return np.concatenate([f(t, y[:n], theta), -wrong_vjp(t, y[:n], y[n : 2 * n], theta)])
+
+    monkeypatch.setitem(kernels.__dict__, "adjoint_rhs", Kernel("adjoint_rhs", adjoint_rhs, "", 0))
+    monkeypatch.setitem(kernels.__dict__, "backsolve_rhs", Kernel("backsolve_rhs", backsolve_rhs, "", 0))
     if mistake == "missing transpose":  # the quadrature variant integrates a through vjp_h
         wrong = Kernel("vjp_h", lambda t, h, a, theta: jac_h(t, h, theta) @ a, "", n)
         monkeypatch.setitem(kernels.__dict__, "vjp_h", wrong)
