@@ -74,6 +74,7 @@ class DenseState:
         self.breaks = [float(t) for t in sol.ts_sorted]
         self.lows = np.asarray(sol.ts_sorted[:-1], dtype=float)
         self.coeffs = [_monomial(i) for i in interpolants]
+        self.powers = {len(c): np.arange(len(c)) for c in self.coeffs if c is not None}
         self.t_old = [float(i.t_old) for i in interpolants]
         self.h = [float(i.t - i.t_old) for i in interpolants]
         self.interpolants = interpolants
@@ -94,4 +95,4 @@ class DenseState:
         if coeffs is None:
             return self.interpolants[k](t)
         x = (t - self.t_old[k]) / self.h[k]
-        return x ** np.arange(len(coeffs)) @ coeffs
+        return x ** self.powers[len(coeffs)] @ coeffs
