@@ -35,9 +35,15 @@ def torch_functions() -> dict:
 
 
 def _stack(torch, values, like):
-    """Entries (tensors or Python numbers for constant entries) as one tensor shaped like ``like``."""
-    out = [v if isinstance(v, torch.Tensor) else torch.full_like(like[..., 0], float(v)) for v in values]
-    return torch.stack([v.expand_as(like[..., 0]) for v in out], dim=-1)
+    """Entries (tensors or Python numbers for constant entries) as one tensor shaped like ``like``.
+
+    A constant entry is written ``0 * h_0 + c``, not ``full_like``: it stays in the autograd
+    graph, because torchdiffeq's adjoint calls ``torch.autograd.grad`` on ``f`` and fails
+    ("element 0 of tensors does not require grad") when ``f`` does not depend on ``h`` at all.
+    """
+    zero = like[..., 0] * 0.0
+    out = [v if isinstance(v, torch.Tensor) else zero + float(v) for v in values]
+    return torch.stack([v.expand_as(zero) for v in out], dim=-1)
 
 
 @lru_cache(maxsize=1)
