@@ -12,8 +12,8 @@ pytest.importorskip("hypothesis")
 
 from hypothesis import given
 
-from adjoint_sym import FinalLoss, ODESystem, Problem, gradient, verify
-from adjoint_sym.adapters import backend_function, loss_functions, rhs_function
+from adjoint_sym import FinalLoss, ObservationLoss, ODESystem, Problem, gradient, verify
+from adjoint_sym.adapters import backend_function, check_times, loss_functions, rhs_function
 from adjoint_sym.errors import GradientMismatchError, InvalidModelError
 from adjoint_sym.mutants import handwritten_adjoint
 from adjoint_sym.strategies import problems
@@ -243,6 +243,18 @@ def test_adapters_name_the_missing_extra(decay):
             jax_gradient(decay)
 
 
+def test_an_observation_at_t0_is_refused_by_name():
+    sys = ODESystem.from_strings(["x"], ["a"], "t", ["-a*x"])
+    prob = Problem(sys, [1.0], {"a": 1.0}, 0.0, 1.0, ObservationLoss([0.0, 1.0], targets=[[0.0], [0.0]]))
+    with pytest.raises(InvalidModelError, match=r"an observation at t0 = 0.0 cannot be passed to odeint"):
+        check_times(prob)
+
+
+def zero_trajectory() -> Problem:
+    """dx/dt = x from x(0) = 0: the state never moves, its tangent e^t does."""
+    return Problem(ODESystem.from_strings(["x"], [], "t", ["x"]), [0.0], {}, 0.0, 0.25, FinalLoss("x"))
+
+
 def test_torchdiffeq_adjoint_is_verified():
     pytest.importorskip("torch")
     pytest.importorskip("torchdiffeq")
@@ -252,8 +264,46 @@ def test_torchdiffeq_adjoint_is_verified():
     check_gradient_function(torchdiffeq_gradient, max_examples=10)
 
 
+def test_torchdiffeq_with_a_right_hand_side_free_of_the_state():
+    pytest.importorskip("torch")
+    pytest.importorskip("torchdiffeq")
+    from adjoint_sym.adapters.torch import torchdiffeq_gradient
+
+    # f = 1 has no autograd graph; torchdiffeq's adjoint calls autograd.grad(f, ...) and raised
+    # "element 0 of tensors does not require grad" until the adapter kept constants in the graph
+    prob = Problem(ODESystem.from_strings(["x"], [], "t", ["1"]), [0.0], {}, 0.0, 0.25, FinalLoss("x"))
+    assert check_problem(torchdiffeq_gradient, prob).ok
+
+
+def test_backpropagating_through_dopri5_is_caught_where_the_adjoint_is_not():
+    pytest.importorskip("torch")
+    pytest.importorskip("torchdiffeq")
+    from adjoint_sym.adapters.torch import torchdiffeq_gradient
+
+    # x = 0 all along: dopri5's error estimate is 0, the step grows tenfold per step and the
+    # tangent e^t, which the controller never sees, is differentiated through those steps and
+    # the dense-output interpolation at t1 (relative error ~4e-5); the adjoint solve controls
+    # the error of a(t) itself. See docs/how-to/check-gradient-code.md.
+    with pytest.raises(GradientMismatchError, match=r"on dL/dh0\[x\]"):
+        check_problem(lambda p: torchdiffeq_gradient(p, adjoint=False), zero_trajectory())
+    assert check_problem(torchdiffeq_gradient, zero_trajectory()).ok
+
+
 def test_jax_odeint_adjoint_is_verified():
     pytest.importorskip("jax")
     from adjoint_sym.adapters.jax import jax_gradient
 
     check_gradient_function(jax_gradient, max_examples=10)
+
+
+def test_jax_reuses_the_compiled_gradient_of_a_system():
+    pytest.importorskip("jax")
+    from adjoint_sym.adapters import jax as jax_adapter
+
+    sys = ODESystem.from_strings(["x"], ["a"], "t", ["-a*x"])
+    before = jax_adapter._value_and_grad.cache_info()
+    for a in (0.5, 1.0):  # same system and loss, other numbers: compiled once
+        prob = Problem(sys, [1.0], {"a": a}, 0.0, 1.0, FinalLoss("x"))
+        assert check_problem(jax_adapter.jax_gradient, prob).ok
+    after = jax_adapter._value_and_grad.cache_info()
+    assert after.misses - before.misses <= 1 and after.hits - before.hits >= 1

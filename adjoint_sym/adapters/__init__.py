@@ -81,13 +81,24 @@ def rhs_function(system: ODESystem, functions: Mapping[str, Callable]) -> Callab
     return backend_function(args, list(system.explicit_rhs), functions)
 
 
-def loss_functions(problem: Problem, functions: Mapping[str, Callable]) -> list[Callable]:
-    """One ``(t, *h_entries, *theta_entries) -> [value]`` per observation time."""
+def loss_expressions(problem: Problem) -> tuple[sp.Expr, ...]:
+    """The loss read at each observation time, as SymPy (hashable: a cache key)."""
     if isinstance(problem.loss, CallableLoss):
         raise InvalidModelError("the adapters translate expression losses only, not CallableLoss")
-    system = problem.system
+    return tuple(problem.loss.expressions(problem.system, len(problem.times)))
+
+
+def loss_functions(problem: Problem, functions: Mapping[str, Callable]) -> list[Callable]:
+    """One ``(t, *h_entries, *theta_entries) -> [value]`` per observation time."""
+    return expression_loss_functions(problem.system, loss_expressions(problem), functions)
+
+
+def expression_loss_functions(
+    system: ODESystem, exprs: Sequence[sp.Expr], functions: Mapping[str, Callable]
+) -> list[Callable]:
+    """One ``(t, *h_entries, *theta_entries) -> [value]`` per expression of ``exprs``."""
     args = [system.t, *system.flat_state, *system.flat_params]
-    return [backend_function(args, [e], functions) for e in problem.loss.expressions(system, len(problem.times))]
+    return [backend_function(args, [e], functions) for e in exprs]
 
 
 def check_times(problem: Problem) -> None:
@@ -113,4 +124,14 @@ def named(problem: Problem, dtheta) -> dict:
     return out
 
 
-__all__ = ["FUNCTION_NAMES", "backend_function", "loss_functions", "named", "require", "rhs_function"]
+__all__ = [
+    "FUNCTION_NAMES",
+    "backend_function",
+    "check_times",
+    "expression_loss_functions",
+    "loss_expressions",
+    "loss_functions",
+    "named",
+    "require",
+    "rhs_function",
+]
