@@ -288,3 +288,64 @@ def test_forward_sensitivity_of_a_huge_rate_constant_is_controlled():
     tight = gradient(prob, "forward", solver="Radau", rtol=1e-11, atol=1e-16)
     assert loose.stats["steps_forward"] < 2000  # the block Jacobian keeps BDF's steps few
     assert abs(loose.dparams["k2"] / tight.dparams["k2"] - 1) < 1e-4  # 100 rtol
+
+
+def robertson_problem(loss="y1", t1=40.0):
+    from adjoint_sym.builders import robertson
+
+    return Problem(robertson(), [1.0, 0.0, 0.0], {"k1": 0.04, "k2": 3e7, "k3": 1e4}, 0.0, t1, FinalLoss(loss))
+
+
+def test_sensitivity_jacobian_matches_the_row_major_layout_of_S():
+    # The Jacobian handed to the implicit solvers must be d(rhs)/dz for the layout rhs
+    # uses (S row-major): I (x) f_h, the column-major order, sent LSODA through 170k steps
+    # of failed Newton iterations and left Robertson's dL/dk2 33% off at rtol 1e-8.
+    from adjoint_sym.reference.forward import sensitivity_equations
+
+    prob = robertson_problem()
+    n, m = 3, 7
+    col = np.ones(m)
+    col[n : n + 3] = np.maximum(np.abs(prob.theta), 1.0)
+    rhs, jac = sensitivity_equations(prob, col)
+    rng = np.random.default_rng(1)
+    z = np.concatenate([[0.7, 2e-5, 0.3], rng.standard_normal(n * m)])
+    J = jac(1.0, z)
+    # The exact Jacobian by complex step (the kernels take complex input): no rounding.
+    exact = np.stack([rhs(1.0, z + 1e-30j * e).imag / 1e-30 for e in np.eye(z.size)], axis=1)
+    # jac's d(dS/dt)/dh column is a central difference with step 1e-7 |h_j|, rounding at
+    # ~1e-16 / 1e-7 relative to the column; the column-major order missed by O(1)
+    scale = np.abs(exact).max(axis=0, keepdims=True) + 1.0
+    assert np.max(np.abs(J - exact) / scale) < 1e-6
+
+
+def test_forward_sensitivities_under_lsoda_match_central_differences_on_robertson():
+    # Regression: LSODA with the column-major block Jacobian returned dL/dk2 = -1.53e-9 for
+    # L = y1(40) (BDF forward and every adjoint: -2.288e-9).  The truth here comes from
+    # central differences of state-only Radau solves, which share no code with forward.py.
+    from scipy.integrate import solve_ivp
+
+    prob = robertson_problem()
+    k = prob.kernels
+
+    def loss(theta):
+        sol = solve_ivp(
+            lambda t, h: k.f.fn(t, h, theta),
+            (prob.t0, prob.t1),
+            prob.h0,
+            method="Radau",
+            rtol=1e-11,
+            atol=[1e-15, 1e-19, 1e-15],  # y2 stays below 4e-5: its atol sits 1e4 below the others
+            jac=lambda t, h: k.jac_h.fn(t, h, theta),
+        )
+        return sol.y[0, -1]
+
+    d = 1e-4 * prob.theta[1]  # truncation ~ (1e-4)^2 relative, far below the bound
+    up, down = prob.theta.copy(), prob.theta.copy()
+    up[1] += d
+    down[1] -= d
+    expected = (loss(up) - loss(down)) / (2 * d)
+    g = gradient(prob, "forward", solver="LSODA", rtol=1e-8, atol=1e-12)
+    # 1e3 rtol: a stiff solve's global error, plus the difference quotient's own error
+    # (rounding ~1e-11 / 1e-4 relative); the bug missed by 0.33
+    assert abs(g.dparams["k2"] / expected - 1) < 1e3 * 1e-8
+    assert g.stats["steps_forward"] < 5000  # a Jacobian that fits keeps LSODA's steps few (was 169k)

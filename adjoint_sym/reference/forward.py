@@ -20,6 +20,7 @@ cost grows like ``n (n + p)``).
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -67,7 +68,7 @@ def forward_gradient(
     n, p = problem.system.n, problem.system.n_params
     m = n + p + 1
     theta = problem.theta
-    f, jh, jt = k.f.fn, k.jac_h.fn, k.jac_theta.fn
+    f = k.f.fn
     # Columns are integrated as sensitivities to the scaled inputs theta_j / s_j (s_j =
     # max(|theta_j|, 1), likewise for t0), so every column has the units and size of the
     # state and atol means the same for all: dh/dk2 ~ 1e-13 for Robertson's k2 = 3e7 would
@@ -75,34 +76,9 @@ def forward_gradient(
     col = np.ones(m)
     col[n : n + p] = np.maximum(np.abs(theta), 1.0)
     col[-1] = max(abs(problem.t0), 1.0)
-
-    def sensitivity_rate(t, h, S):
-        dS = jh(t, h, theta) @ S
-        dS[:, n : n + p] += jt(t, h, theta) * col[n : n + p]
-        return dS.reshape(-1)
-
-    def rhs(t, z):
-        h = z[:n]
-        return np.concatenate([f(t, h, theta), sensitivity_rate(t, h, z[n:].reshape(n, m))])
-
-    jac = None
-    if solver in IMPLICIT:
-
-        def jac(t, z):
-            """Block lower triangular: ``f_h`` for ``h``, ``f_h (x) I_m`` for the row-major
-            ``S``, and the coupling ``d(dS/dt)/dh`` by central differences in ``h`` (Newton
-            needs only an approximation)."""
-            h, S = z[:n], z[n:].reshape(n, m)
-            Jh = jh(t, h, theta)
-            J = np.zeros((n * (m + 1), n * (m + 1)))
-            J[:n, :n] = Jh
-            J[n:, n:] = np.kron(Jh, np.eye(m))
-            for j in range(n):
-                d = 1e-7 * max(abs(h[j]), 1.0)
-                e = np.zeros(n)
-                e[j] = d
-                J[n:, j] = (sensitivity_rate(t, h + e, S) - sensitivity_rate(t, h - e, S)) / (2 * d)
-            return J
+    rhs, jac = sensitivity_equations(problem, col)
+    if solver not in IMPLICIT:
+        jac = None
 
     S0 = np.zeros((n, m))
     S0[:, :n] = np.eye(n)
@@ -134,6 +110,72 @@ def forward_gradient(
         "wall_time": _time.perf_counter() - started,
     }
     return gradient_from_vector(problem, loss.value, np.concatenate([g_x, dtimes]), "forward", stats)
+
+
+def sensitivity_equations(problem: Problem, col: np.ndarray) -> tuple[Callable, Callable]:
+    """The joint right-hand side of ``z = [h, S]`` and its Jacobian ``d(dz/dt)/dz``.
+
+    ``S`` (``n x m``, ``m = n + p + 1``) is stored row-major after ``h``, its columns
+    scaled by ``col`` (column ``j`` holds ``col[j] dh/dx_j``).
+
+    Parameters
+    ----------
+    problem : Problem
+    col : ndarray, shape (m,)
+        Column scales.
+
+    Returns
+    -------
+    rhs : callable
+        ``rhs(t, z)``, shape ``(n (m + 1),)``.
+    jac : callable
+        ``jac(t, z)``, shape ``(n (m + 1), n (m + 1))``: ``f_h`` for ``h``, ``f_h (x) I_m``
+        for the row-major ``S`` and the coupling ``d(dS/dt)/dh`` by central differences in
+        ``h``.  The Kronecker order must match the layout of ``S``: ``I_{m+1} (x) f_h``
+        (column-major) sent LSODA's Newton iteration 170k steps through Robertson and left
+        ``dL/dk2`` 33% off at ``rtol = 1e-8``.
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> sys = ODESystem.from_strings(["x", "y"], ["k"], "t", ["-k*x", "x - y"])
+    >>> prob = Problem(sys, [1.0, 0.0], {"k": 2.0}, 0.0, 1.0, FinalLoss("y"))
+    >>> rhs, jac = sensitivity_equations(prob, np.ones(4))
+    >>> z = np.arange(10.0)
+    >>> step = 1e-6 * np.eye(10)
+    >>> fd = np.stack([(rhs(0.5, z + e) - rhs(0.5, z - e)) / 2e-6 for e in step], axis=1)
+    >>> bool(np.allclose(jac(0.5, z), fd, atol=1e-8))
+    True
+    """
+    k = problem.kernels
+    n, p = problem.system.n, problem.system.n_params
+    m = n + p + 1
+    theta = problem.theta
+    f, jh, jt = k.f.fn, k.jac_h.fn, k.jac_theta.fn
+
+    def sensitivity_rate(t, h, S):
+        dS = jh(t, h, theta) @ S
+        dS[:, n : n + p] += jt(t, h, theta) * col[n : n + p]
+        return dS.reshape(-1)
+
+    def rhs(t, z):
+        h = z[:n]
+        return np.concatenate([f(t, h, theta), sensitivity_rate(t, h, z[n:].reshape(n, m))])
+
+    def jac(t, z):
+        h, S = z[:n], z[n:].reshape(n, m)
+        Jh = jh(t, h, theta)
+        J = np.zeros((n * (m + 1), n * (m + 1)))
+        J[:n, :n] = Jh
+        J[n:, n:] = np.kron(Jh, np.eye(m))  # row-major S: d(dS_ij/dt)/dS_kj = f_h[i, k]
+        for j in range(n):
+            d = 1e-7 * max(abs(h[j]), 1.0)
+            e = np.zeros(n)
+            e[j] = d
+            J[n:, j] = (sensitivity_rate(t, h + e, S) - sensitivity_rate(t, h - e, S)) / (2 * d)
+        return J
+
+    return rhs, jac
 
 
 def state_growth(
@@ -176,4 +218,4 @@ def state_growth(
     return growth
 
 
-__all__ = ["forward_gradient", "state_growth"]
+__all__ = ["forward_gradient", "sensitivity_equations", "state_growth"]
