@@ -47,8 +47,10 @@ Each failure names the quantity, the method pair, the deviation in units of the 
 one, and the likely cause: backsolve instability (the re-integrated state drifted),
 discretization (fixed-step backprop), non-smooth ``f`` (non-analytic functions), chaos (large
 ``kappa``), stiffness (explicit solver on a stiff Jacobian), tolerance (within three
-decades of the allowance: tighten ``rtol`` and re-check), or an error in the method
-(far beyond what tolerances explain), with a hint from the pattern (opposite sign, zero).
+decades of the allowance and of the same sign: tighten ``rtol`` and re-check), or an error
+in the method or the reference (not explained by tolerances), with a hint from the pattern
+(opposite sign, zero); where two methods agree with each other against the reference, a
+note names the reference as the likely outlier.
 """
 
 from __future__ import annotations
@@ -384,6 +386,7 @@ def _compare(prob, grads, ref, accuracies, kappa, solver, notes) -> Report:
                 fixed = bool(stats.get("fixed_steps") or grads[ref].stats.get("fixed_steps"))
                 cause = _cause(prob, q, v, r, dev / allowed, kappa, smooth, stiffness, m, ref, fixed, drift)
                 failures.append(Failure(q, m, ref, v, r, dev, allowed, cause))
+    notes = [*notes, *_outlier_notes(failures, values, scales, accuracies, kappa)]
     deviations[ref] = dict.fromkeys(quantities, 0.0)
     errors[ref] = dict.fromkeys(quantities, 0.0)
     order = [m for m in grads if m != ref]
@@ -401,6 +404,26 @@ def _compare(prob, grads, ref, accuracies, kappa, solver, notes) -> Report:
         notes=tuple(notes),
         gradients=dict(grads),
     )
+
+
+def _outlier_notes(failures, values, scales, accuracies, kappa) -> list[str]:
+    """Where two methods agree with each other but both fail against the reference, say so:
+    the reference, not the methods, is then the likely culprit."""
+    by_quantity: dict[str, list[str]] = {}
+    for f in failures:
+        by_quantity.setdefault(f.quantity, []).append(f.method)
+    notes = []
+    for q, failed in by_quantity.items():
+        for i, a in enumerate(failed):
+            for b in failed[i + 1 :]:
+                dev = scaled_deviations(values[a], values[b], scales)[q]
+                if dev <= AGREEMENT * kappa * (accuracies[a] + accuracies[b]):
+                    ref = next(f.reference for f in failures if f.quantity == q)
+                    notes.append(
+                        f"{q}: {a} and {b} agree with each other but not with the reference {ref}; "
+                        "the reference is the likely outlier (re-check with reference=... or another solver)"
+                    )
+    return notes
 
 
 def _cause(prob, q, v, r, ratio, kappa, non_analytic, stiffness, method, ref, fixed_steps=False, drift=0.0) -> str:
@@ -431,12 +454,17 @@ def _cause(prob, q, v, r, ratio, kappa, non_analytic, stiffness, method, ref, fi
             f"stiffness: |lambda| * span = {stiffness:.3g} with an explicit solver; use solver='BDF', "
             "'Radau' or 'LSODA'"
         )
-    if ratio <= TOLERANCE_BAND:
+    # Opposite signs, neither near zero, are never a tolerance effect however small the gap
+    # looks next to the gradient's largest entry.
+    opposite = v * r < 0 and abs(v - r) > max(abs(v), abs(r))
+    if ratio <= TOLERANCE_BAND and not opposite:
         fd = "finite-difference" in (method, ref)
         return "tolerance: within three decades of what the tolerances explain; tighten rtol and re-check" + (
             " (finite differences are the least accurate route)" if fd else ""
         )
-    hint = "far beyond what tolerances explain: an error in the method"
+    hint = f"not explained by tolerances: an error in {method} or in the reference {ref}"
+    if opposite:
+        hint += f" (the signs disagree: {v:.3g} against {r:.3g})"
     if r != 0 and abs(v + r) <= 1e-3 * abs(r):
         hint += " (the sign is flipped)"
     elif v == 0 and r != 0:
