@@ -68,7 +68,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ._fast_engine import NON_FINITE, OK, STEP_LIMIT, TOO_SMALL, backward, callback, forward, numba
 from .errors import InvalidModelError, SolverFailedError, UnsupportedExpressionError
-from .problem import Problem
+from .problem import Problem, unflatten_params
 from .result import Gradient
 from .system import ODESystem
 
@@ -411,7 +411,7 @@ def fast_gradient(
     return Gradient(
         loss=float(np.real(loss.value)),
         dh0=y[:n].copy(),
-        dparams=_named(problem, d_theta),
+        dparams=unflatten_params(problem.system, d_theta),
         dt0=float(y[n + p]),
         dt1=float(dtimes[-1]) if problem.is_final_loss else None,
         method="interpolating",
@@ -435,17 +435,6 @@ def _check(status: int, t_reached: float, start: float, end: float, what: str, s
         state=np.array(state, copy=True),
         solver_message=reason,
     )
-
-
-def _named(problem: Problem, d_theta: np.ndarray) -> dict:
-    out = {}
-    k = 0
-    for name, shape in problem.system.param_shapes.items():
-        size = int(np.prod(shape)) if shape else 1
-        block = np.asarray(d_theta[k : k + size])
-        out[name] = block.reshape(shape).copy() if shape else float(block[0])
-        k += size
-    return out
 
 
 __all__ = ["FAST_METHODS", "FastSystem", "available", "fast_gradient", "fast_system"]

@@ -33,7 +33,7 @@ import numpy as np
 
 from .dense import DenseState
 from .errors import InvalidModelError
-from .problem import Problem
+from .problem import Problem, unflatten_params
 from .result import Gradient
 from .solve import EXPLICIT, IMPLICIT, SolveResult, check_solver, forward, integrate
 
@@ -163,7 +163,7 @@ class _Backward:
         return {
             "loss": float(np.real(loss.value)),
             "dh0": a,
-            "dparams": _named(p, d_theta),
+            "dparams": unflatten_params(p.system, d_theta),
             "dt0": float(a_t),
             "dt1": float(dtimes[-1]) if p.is_final_loss else None,
             "dtimes": None if p.is_final_loss else dtimes,
@@ -289,17 +289,6 @@ def _mesh(forward_t: np.ndarray, backward_t: np.ndarray, start: float, end: floa
     points = np.concatenate([forward_t, backward_t, [start, end]])
     points = np.unique(points[(points >= lo) & (points <= hi)])
     return points[::-1] if start > end else points
-
-
-def _named(problem: Problem, d_theta: np.ndarray) -> dict:
-    out = {}
-    k = 0
-    for name, shape in problem.system.param_shapes.items():
-        size = int(np.prod(shape)) if shape else 1
-        block = np.asarray(d_theta[k : k + size])
-        out[name] = block.reshape(shape) if shape else float(np.real(block[0]))
-        k += size
-    return out
 
 
 __all__ = ["ADJOINT_METHODS", "EXPLICIT", "IMPLICIT", "adjoint_gradient", "resolve_method"]

@@ -40,7 +40,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from .errors import InvalidModelError, SolverFailedError
-from .problem import Problem
+from .problem import Problem, unflatten_params
 
 MUTATIONS = (
     "flipped_sign",
@@ -128,13 +128,7 @@ def handwritten_adjoint(
         y[-1] -= flows[i]  # a_t carries -dL/dh . f only: moving t0 leaves the loss's explicit time alone
         _, y = run(rhs, (times[i], starts[i]), y)
     d_theta = y[n : n + p] + loss.d_theta
-    dparams, offset = {}, 0
-    for name, shape in system.param_shapes.items():
-        shape = tuple(int(s) for s in shape)
-        size = int(np.prod(shape)) if shape else 1
-        block = d_theta[offset : offset + size]
-        dparams[name] = block.reshape(shape) if shape else float(block[0])
-        offset += size
+    dparams = unflatten_params(system, d_theta)
     return {
         "loss": float(loss.value),
         "dh0": y[:n],

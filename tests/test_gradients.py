@@ -41,18 +41,8 @@ C = 100  # see the module docstring
 # -- comparing a Gradient with an exact one ------------------------------------------------
 def components(g) -> dict[str, float]:
     """Every scalar derivative of ``g`` by name (``dL/dh0[0]``, ``dL/dA[1,2]``, ``dL/dt_obs[3]``...)."""
-    out = {f"dL/dh0[{i}]": float(v) for i, v in enumerate(g.dh0)}
-    for name, value in g.dparams.items():
-        arr = np.asarray(value, dtype=float)
-        if arr.ndim == 0:
-            out[f"dL/d{name}"] = float(arr)
-        else:
-            for idx in np.ndindex(arr.shape):
-                out[f"dL/d{name}[{','.join(map(str, idx))}]"] = float(arr[idx])
-    out["dL/dt0"] = g.dt0
-    out["dL/dt1"] = g.dt1
-    if g.dtimes is not None:
-        out.update({f"dL/dt_obs[{i}]": float(v) for i, v in enumerate(g.dtimes)})
+    out = g.quantities()  # states named by index, as the exact dictionaries use
+    out.setdefault("dL/dt1", g.dt1)  # None for observation losses, and compared as such
     return out
 
 

@@ -25,7 +25,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..errors import InvalidModelError
 from ..loss import CallableLoss
-from ..problem import Problem
+from ..problem import Problem, unflatten_params
 from ..system import ODESystem
 
 #: SymPy function names the adapters translate (the parser's smooth whitelist).
@@ -114,14 +114,7 @@ def named(problem: Problem, dtheta) -> dict:
     """A flat ``dL/dtheta`` (numpy) as ``{name: value}`` in each parameter's shape."""
     import numpy as np
 
-    out, k = {}, 0
-    for name, shape in problem.system.param_shapes.items():
-        shape = tuple(int(s) for s in shape)
-        size = int(np.prod(shape)) if shape else 1
-        block = np.asarray(dtheta[k : k + size], dtype=float)
-        out[name] = block.reshape(shape) if shape else float(block[0])
-        k += size
-    return out
+    return unflatten_params(problem.system, np.asarray(dtheta, dtype=float))
 
 
 __all__ = [

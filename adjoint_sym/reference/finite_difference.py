@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..problem import Problem
+from ..problem import Problem, unflatten_params
 from ..result import Gradient
 from ..solve import IMPLICIT, check_solver, integrate
 
@@ -85,13 +85,7 @@ def split_inputs(problem: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def gradient_from_vector(problem: Problem, loss: float, g: np.ndarray, method: str, stats: dict) -> Gradient:
     """A :class:`Gradient` from ``dL/dx`` laid out like :func:`input_vector`."""
     h0, theta, t0, times = split_inputs(problem, np.asarray(g, dtype=float))
-    dparams: dict = {}
-    k = 0
-    for name, shape in problem.system.param_shapes.items():
-        size = int(np.prod(shape)) if shape else 1
-        block = theta[k : k + size]
-        dparams[name] = block.reshape(shape).copy() if shape else float(block[0])
-        k += size
+    dparams = unflatten_params(problem.system, theta)
     final = problem.is_final_loss
     return Gradient(
         loss=float(np.real(loss)),
