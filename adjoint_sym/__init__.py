@@ -5,10 +5,8 @@ The symbolic core is imported eagerly; the numeric layer (which pulls in
 and every command-line call stay quick.
 """
 
-from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
-
-from .adjoint import Adjoint, AugmentedSystem
+from ._lazy import lazy_exports
+from ._version import __version__
 from .errors import (
     AdjointSymError,
     GradientMismatchError,
@@ -16,42 +14,25 @@ from .errors import (
     SolverFailedError,
     UnsupportedExpressionError,
 )
-from .loss import CallableLoss, FinalLoss, Loss, ObservationLoss
-from .parse import parse_expression
-from .result import Gradient
-from .system import ODESystem
+from .numeric.loss import CallableLoss, FinalLoss, Loss, ObservationLoss
+from .numeric.result import Gradient
+from .symbolic import Adjoint, AugmentedSystem, ODESystem, parse_expression
 
-try:
-    __version__ = version("adjoint_sym")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0+unknown"
-
-#: Public names of the numeric layer and the module each lives in.
+#: Public names of the numeric and upper layers and the module each lives in.
 _LAZY = {
-    "Problem": "problem",
-    "gradient": "dispatch",
-    "methods": "dispatch",
-    "check": "verify",
-    "compare": "verify",
-    "assert_gradients_agree": "verify",
-    "convergence_study": "verify",
-    "Report": "verify",
+    "Problem": "numeric.problem",
+    "gradient": "verify.routes",
+    "methods": "verify.routes",
+    "check": "verify.checker",
+    "compare": "verify.checker",
+    "assert_gradients_agree": "verify.checker",
+    "convergence_study": "verify.convergence",
+    "Report": "verify.report",
     "taylor_test": "reference.taylor",
-    "check_gradient_function": "testing",
-    "load_spec": "spec",
+    "check_gradient_function": "testing.gradient_function",
+    "load_spec": "cli.spec",
 }
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'adjoint_sym' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -18,44 +18,23 @@ NeurIPS 2018 (the augmented adjoint, Algorithm 1, appendix B for observation jum
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .dense import DenseState
+from ._figures import LEGEND_MAX, finish, new_figure, target_axes
+from .adjoint.kernels import adjoint_kernels
 from .errors import InvalidModelError
-from .problem import Problem
-from .solve import forward, integrate
+from .numeric.dense import DenseState
+from .numeric.problem import Problem
+from .numeric.solve import forward, integrate
+from .verify.convergence import convergence, fitted_order
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-#: Above this many lines an axes gets no legend (it would hide the curves).
-LEGEND_MAX = 12
-
-
-def _new_figure(nrows: int = 1, figsize: tuple[float, float] = (6.4, 4.0)) -> tuple[Figure, list[Axes]]:
-    """A pyplot-free figure with ``nrows`` stacked axes; a clear error without matplotlib."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError(
-            "adjoint_sym.plot needs matplotlib, which is not installed; install the plot extra: "
-            "pip install 'adjoint_sym[plot]'"
-        ) from exc
-    fig = Figure(figsize=figsize, layout="constrained")
-    axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
-    return fig, list(axes)
-
-
-def _finish(ax: Axes, n_lines: int) -> None:
-    if 0 < n_lines <= LEGEND_MAX:
-        ax.legend(loc="best", fontsize="small")
-    ax.grid(True, alpha=0.3)
-
 
 # -- the forward trajectory ------------------------------------------------------------------
 
@@ -71,7 +50,7 @@ def trajectories(
 ) -> Figure:
     """The state ``h(t)`` from ``t0`` to ``t1``, one line per state entry.
 
-    Observation targets of an :class:`~adjoint_sym.loss.ObservationLoss` are drawn as
+    Observation targets of an :class:`~adjoint_sym.numeric.loss.ObservationLoss` are drawn as
     markers in the colour of their state's line (one scatter per state, labelled
     ``"<state> targets"``).
 
@@ -79,7 +58,7 @@ def trajectories(
     ----------
     problem : Problem
     solver, rtol, atol
-        Passed to :func:`adjoint_sym.solve.forward`.
+        Passed to :func:`adjoint_sym.numeric.solve.forward`.
     ax : matplotlib Axes, optional
         Draw into it; by default a new figure.
     points : int
@@ -101,7 +80,7 @@ def trajectories(
     ['x', 'y']
     """
     _check_problem(problem)
-    fig, ax = _target_axes(ax)
+    fig, ax = target_axes(ax)
     fwd = forward(problem, solver=solver, rtol=rtol, atol=atol)
     times = np.linspace(problem.t0, problem.t1, max(int(points), 2))
     states = np.real(fwd.at(times))
@@ -114,7 +93,7 @@ def trajectories(
     ax.set_xlabel("t")
     ax.set_ylabel("h(t)")
     ax.set_title(f"State of {problem.system.name or 'the system'}")
-    _finish(ax, len(names) * (1 + (targets is not None)))
+    finish(ax, len(names) * (1 + (targets is not None)))
     return fig
 
 
@@ -188,7 +167,7 @@ def adjoint_path(
     _check_problem(problem)
     n, p = problem.system.n, problem.system.n_params
     theta = problem.theta
-    kernels = problem.kernels
+    kernels = adjoint_kernels(problem.system)
     f, vjp = kernels.f.fn, kernels.vjp.fn
     fwd = forward(problem, solver=solver, rtol=rtol, atol=atol)
     times = problem.times
@@ -297,7 +276,7 @@ def adjoint_trajectories(
     entry_names = parameter_entry_names(problem)
     chosen = _chosen_entries(problem, params)
     if axes is None:
-        fig, (ax_a, ax_theta) = _new_figure(2, figsize=(6.4, 6.0))
+        fig, (ax_a, ax_theta) = new_figure(2, figsize=(6.4, 6.0))
     else:
         if len(axes) != 2:
             raise InvalidModelError(f"axes must be two matplotlib Axes (for a and a_theta), got {len(axes)}")
@@ -312,8 +291,8 @@ def adjoint_trajectories(
     ax_theta.set_ylabel("a_theta(t)")
     ax_theta.set_xlabel("t")
     ax_a.set_title(f"Adjoint of {problem.system.name or 'the system'}, integrated from t1 back to t0")
-    _finish(ax_a, problem.system.n)
-    _finish(ax_theta, len(chosen))
+    finish(ax_a, problem.system.n)
+    finish(ax_theta, len(chosen))
     return fig
 
 
@@ -336,128 +315,12 @@ def _chosen_entries(problem: Problem, params: Sequence[str] | None) -> list[int]
     return out
 
 
-# -- convergence -----------------------------------------------------------------------------
-
-
-def fitted_order(rtols: Sequence[float], errors: Sequence[float]) -> float:
-    """Slope of ``log10(error)`` against ``log10(rtol)`` by least squares.
-
-    Points whose error is zero or not finite cannot sit on log axes and are left out;
-    fewer than two usable points give ``nan``.
-
-    Examples
-    --------
-    >>> fitted_order([1e-4, 1e-6, 1e-8], [1e-3, 1e-5, 1e-7])
-    1.0
-    """
-    r, e = _usable(rtols, errors)
-    if r.size < 2:
-        return float("nan")
-    slope = np.polyfit(np.log10(r), np.log10(e), 1)[0]
-    return round(float(slope), 12)
-
-
-def _usable(rtols: Sequence[float], errors: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    r = np.asarray(rtols, dtype=float)
-    e = np.asarray(errors, dtype=float)
-    keep = np.isfinite(r) & np.isfinite(e) & (r > 0) & (e > 0)
-    return r[keep], e[keep]
-
-
-def convergence(
-    data: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-    *,
-    ax: Axes | None = None,
-    reference: bool = True,
-    xlabel: str = "rtol",
-    ylabel: str = "error",
-    title: str = "Gradient error against solver tolerance",
-) -> Figure:
-    """Each method's error against the solver tolerance on log-log axes, with its order.
-
-    Parameters
-    ----------
-    data : mapping of method name to ``(rtols, errors)``, or a convergence study
-        Equal-length sequences; an error of zero (or non-finite) is left out of the plot
-        and of the fit.  An object with ``rtols`` and an ``errors`` mapping (method to
-        errors), such as the result of :func:`adjoint_sym.verify.convergence_study`, is
-        read as ``{method: (rtols, errors[method])}``.
-    ax : matplotlib Axes, optional
-        Draw into it; by default a new figure.
-    reference : bool
-        Also draw the dashed guide ``error = rtol`` (labelled ``error = rtol``).
-    xlabel, ylabel, title : str
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One line per method labelled ``"<method> (order <slope>)"``, where the order is
-        :func:`fitted_order`; both axes logarithmic.
-
-    Examples
-    --------
-    >>> fig = convergence({"adjoint": ([1e-4, 1e-6, 1e-8], [2e-4, 2e-6, 2e-8])}, reference=False)
-    >>> ax = fig.axes[0]
-    >>> ax.get_xscale(), ax.get_yscale(), ax.get_legend().get_texts()[0].get_text()
-    ('log', 'log', 'adjoint (order 1.00)')
-    """
-    items = _convergence_items(data)
-    fig, ax = _target_axes(ax)
-    all_r: list[np.ndarray] = []
-    for method, (rtols, errors) in items:
-        r, e = _usable(rtols, errors)
-        order = fitted_order(rtols, errors)
-        label = f"{method} (order {order:.2f})" if np.isfinite(order) else f"{method} (order n/a)"
-        ax.plot(r, e, marker="o", label=label)
-        all_r.append(r)
-    if reference:
-        r = np.concatenate(all_r) if all_r else np.zeros(0)
-        if r.size:
-            guide = np.array([r.min(), r.max()])
-            ax.plot(guide, guide, linestyle="--", color="gray", label="error = rtol")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    _finish(ax, len(ax.get_lines()))
-    return fig
-
-
-def _convergence_items(data: Any) -> list[tuple[str, tuple[np.ndarray, np.ndarray]]]:
-    if not isinstance(data, Mapping) and isinstance(getattr(data, "errors", None), Mapping) and hasattr(data, "rtols"):
-        data = {method: (data.rtols, errors) for method, errors in data.errors.items()}  # a convergence study
-    if not isinstance(data, Mapping):
-        raise InvalidModelError(
-            f"convergence() takes a mapping of method name to (rtols, errors), got {type(data).__name__}"
-        )
-    items = []
-    for method, pair in data.items():
-        try:
-            rtols, errors = pair
-        except (TypeError, ValueError):
-            raise InvalidModelError(f"data[{method!r}] must be a pair (rtols, errors), got {pair!r}") from None
-        r = np.asarray(rtols, dtype=float).reshape(-1)
-        e = np.asarray(errors, dtype=float).reshape(-1)
-        if r.shape != e.shape:
-            raise InvalidModelError(f"data[{method!r}] has {r.size} rtols but {e.size} errors; give one error per rtol")
-        items.append((str(method), (r, e)))
-    return items
-
-
 # -- shared helpers -------------------------------------------------------------------------
 
 
 def _check_problem(problem: object) -> None:
     if not isinstance(problem, Problem):
         raise InvalidModelError(f"expected a Problem, got {type(problem).__name__}")
-
-
-def _target_axes(ax: Axes | None) -> tuple[Figure, Axes]:
-    if ax is None:
-        fig, (new,) = _new_figure(1)
-        return fig, new
-    return ax.figure, ax
 
 
 __all__ = [

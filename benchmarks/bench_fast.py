@@ -1,4 +1,4 @@
-"""The opt-in compiled fast path (:mod:`adjoint_sym.fast`) against the default route, in one run.
+"""The opt-in compiled fast path (:mod:`adjoint_sym.adjoint.fast`) against the default route, in one run.
 
 ``python benchmarks/bench_fast.py [--quick]`` prints (issue 8, target 3: <= 3 ms per
 gradient on Lotka-Volterra and the spiral, first gradient of a new system <= 0.5 s):
@@ -10,7 +10,7 @@ gradient on Lotka-Volterra and the spiral, first gradient of a new system <= 0.5
 2. **First gradient of a new system** in a process where the fast path has run before:
    kernel caches cleared, then ``Problem(...)`` and ``fast_gradient(...)`` (derive the
    VJP, expand to scalars, compile with LLVM, solve forward and back).
-3. **A fresh interpreter**: ``import adjoint_sym.fast`` and the first gradients, where
+3. **A fresh interpreter**: ``import adjoint_sym.adjoint.fast`` and the first gradients, where
    numba must still load its compiled integrator from its disk cache; and, unless
    ``--quick``, the one-time compilation of that integrator with an empty cache (what
    the first use after installing pays).
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from adjoint_sym import gradient
-from adjoint_sym.fast import available, fast_gradient, fast_system
+from adjoint_sym.adjoint.fast import available, fast_gradient, fast_system
 
 RTOL, ATOL = common.RTOL, common.ATOL
 TARGET_STEADY_MS = 3.0
@@ -131,12 +131,12 @@ COLD = textwrap.dedent(
     sys.path.insert(0, {here!r})
     import common
     start = common.clock()
-    import adjoint_sym.fast
+    import adjoint_sym.adjoint.fast
     t_import = common.clock() - start
     out = []
     for make in (common.lv_problem, common.spiral_problem):
         start = common.clock()
-        adjoint_sym.fast.fast_gradient(make(), rtol=common.RTOL, atol=common.ATOL)
+        adjoint_sym.adjoint.fast.fast_gradient(make(), rtol=common.RTOL, atol=common.ATOL)
         out.append(common.clock() - start)
     print(t_import, *out)
     """
@@ -156,7 +156,7 @@ def cold_table(compile_engine: bool) -> str:
     cold()  # make sure the integrator is in numba's disk cache
     t_import, t_lv, t_spiral = cold()
     rows = [
-        ["import adjoint_sym.fast (numba, symengine)", t_import],
+        ["import adjoint_sym.adjoint.fast (numba, symengine)", t_import],
         ["first Lotka-Volterra gradient (Problem + fast_gradient; numba loads its cache)", t_lv],
         ["then first spiral gradient (Problem + fast_gradient)", t_spiral],
     ]

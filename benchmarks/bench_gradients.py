@@ -38,7 +38,7 @@ import sympy as sp
 
 from adjoint_sym import gradient
 from adjoint_sym.builders import neural_ode
-from adjoint_sym.kernels import compiled
+from adjoint_sym.numeric.kernels import compiled
 
 RTOL, ATOL = common.RTOL, common.ATOL
 

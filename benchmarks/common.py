@@ -19,7 +19,7 @@ name                problem
                     ``t in [0, 100]``, ``L = y1(100) + 1e4 y2(100)``
 ==================  ==============================================================
 
-Only the public API of ``adjoint_sym`` is used, plus ``adjoint_sym.kernels.compiled``'s
+Only the public API of ``adjoint_sym`` is used, plus ``adjoint_sym.numeric.kernels.compiled``'s
 ``cache_clear`` (an ``functools.lru_cache``) and SymPy's cache, both cleared by
 :func:`forget_compiled` so that a "first gradient" really derives and compiles.
 """
@@ -140,7 +140,7 @@ def forget_compiled() -> None:
     """Clear adjoint_sym's compiled-kernel cache and SymPy's cache: the next system is new."""
     from sympy.core.cache import clear_cache
 
-    from adjoint_sym.kernels import compiled
+    from adjoint_sym.numeric.kernels import compiled
 
     compiled.cache_clear()
     clear_cache()

@@ -1,6 +1,6 @@
 """Mutation power of the property suite: detection rate and time to the first failure.
 
-Each deliberately wrong adjoint of :mod:`adjoint_sym.mutants` is handed to
+Each deliberately wrong adjoint of :mod:`adjoint_sym.testing.mutants` is handed to
 :func:`adjoint_sym.testing.check_gradient_function` with the CI budget (25 examples, no
 shrinking: the time until hypothesis first sees the disagreement), once under the
 derandomized CI profile and once per random seed.  Reference gradients are recomputed
@@ -21,8 +21,8 @@ import time
 from hypothesis import settings
 
 from adjoint_sym.errors import GradientMismatchError
-from adjoint_sym.mutants import MUTATIONS, handwritten_adjoint, mutant
 from adjoint_sym.testing import check_gradient_function, clear_reference_cache
+from adjoint_sym.testing.mutants import MUTATIONS, handwritten_adjoint, mutant
 
 
 def run(fn, *, examples: int, seed: int | None) -> tuple[bool, float, int]:

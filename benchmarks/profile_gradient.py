@@ -31,6 +31,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from adjoint_sym import gradient
+from adjoint_sym.adjoint.kernels import adjoint_kernels
 
 RTOL, ATOL = common.RTOL, common.ATOL
 
@@ -42,9 +43,9 @@ def per_call_us(fn, number: int = 2000) -> float:
 
 
 def pieces(name: str, prob, hand: base.HandWritten) -> list[list]:
-    from adjoint_sym.dense import DenseState
+    from adjoint_sym.numeric.dense import DenseState
 
-    k, theta, n = prob.kernels, prob.theta, prob.system.n
+    k, theta, n = adjoint_kernels(prob.system), prob.theta, prob.system.n
     f, vjp = k.f.fn, k.vjp.fn
     sol = solve_ivp(hand.f, (prob.t0, prob.t1), prob.h0, method="DOP853", rtol=RTOL, atol=ATOL, dense_output=True)
     t = 0.37 * prob.t1

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from adjoint_sym import FinalLoss, Problem, gradient
+from adjoint_sym.adjoint.kernels import adjoint_kernels
 from adjoint_sym.builders import lotka_volterra, neural_ode
-from adjoint_sym.solve import SolveResult, forward, integrate
+from adjoint_sym.numeric.solve import SolveResult, forward, integrate
 
 #: Forward and backward solves run at this tolerance; the complex-step reference runs
 #: tighter (1e-13), so the comparison error is that of these solves.
@@ -100,7 +101,7 @@ def backward(
     ``h(t)`` is read from the forward solve's dense output.  ``sign = -1`` is the
     dynamics of Chen et al. (eq. 4 and appendix B) and of the note (C11, C14).
     """
-    vjp, theta = problem.kernels.vjp.fn, problem.theta
+    vjp, theta = adjoint_kernels(problem.system).vjp.fn, problem.theta
     n, p = problem.system.n, problem.system.n_params
     sol = fwd.sol
 

@@ -22,10 +22,10 @@ import sympy as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _claims import Check, Claim, as_results, figure_saver, relative_error, script_main
 from _common import AGREE, backward, dLdh_at, forward_tight, problems, reference, terminal
 
 from adjoint_sym.builders import neural_ode
-from adjoint_sym.claims import Check, Claim, as_results, figure_saver, relative_error, script_main
 from adjoint_sym.identities import tangent_adjoint_pairing
 
 t, t0, t1, k, h0 = sp.symbols("t t0 t1 k h0", real=True)

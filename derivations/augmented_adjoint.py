@@ -20,14 +20,13 @@ import sympy as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _claims import Check, Claim, as_results, figure_saver, relative_error, script_main
 from _common import AGREE, ATOL, RTOL, backward, dLdh_at, forward_tight, problems, reference, terminal
 
-from adjoint_sym import ODESystem, gradient
-from adjoint_sym.adjoint import AugmentedSystem
+from adjoint_sym import AugmentedSystem, ODESystem, gradient
 from adjoint_sym.builders import neural_ode
-from adjoint_sym.claims import Check, Claim, as_results, figure_saver, relative_error, script_main
 from adjoint_sym.identities import augmented_adjoint_is_three_blocks
-from adjoint_sym.solve import integrate
+from adjoint_sym.numeric.solve import integrate
 
 #: A small non-autonomous scalar system for the entry-wise symbolic checks.
 _TOY = ODESystem.from_strings(

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import sympy as sp
+from _claims import Check, Claim, as_results, figure_saver, measured_order, relative_error, script_main
 from scipy.linalg import expm
 
-from adjoint_sym import FinalLoss, Problem
-from adjoint_sym.adjoint import AugmentedSystem
+from adjoint_sym import AugmentedSystem, FinalLoss, Problem
 from adjoint_sym.builders import linear_system, neural_ode
-from adjoint_sym.claims import Check, Claim, as_results, figure_saver, measured_order, relative_error, script_main
-from adjoint_sym.solve import forward
+from adjoint_sym.numeric.solve import forward
 
 #: Order tolerance of a fitted log-log slope (see euler_and_resnets.py).
 ORDER_SLACK = 0.15

@@ -5,7 +5,7 @@ Run as ``python derivations/euler_and_resnets.py [--out DIR] [--quick]``.
 Each ``claim_*`` function takes the note's premise as a parameter (the step-size
 relation, the claimed rate of the loss, the difference quotient, the step of the
 residual network), proves or refutes it with SymPy, runs a numeric experiment that
-would expose it, and returns a :class:`~adjoint_sym.claims.Claim` whose verdict is
+would expose it, and returns a :class:`~_claims.Claim` whose verdict is
 computed from those checks.
 """
 
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import sympy as sp
+from _claims import Check, Claim, as_results, figure_saver, leading_term, measured_order, script_main
 
 from adjoint_sym import FinalLoss, ODESystem, Problem
 from adjoint_sym.builders import neural_ode
-from adjoint_sym.claims import Check, Claim, as_results, figure_saver, leading_term, measured_order, script_main
-from adjoint_sym.solve import forward, integrate
+from adjoint_sym.numeric.solve import forward, integrate
 
 #: Order tolerance: a fitted log-log slope over step halvings deviates from the
 #: asymptotic order by the next term of the error series, a few hundredths here.

@@ -26,10 +26,11 @@ from scipy.integrate import solve_ivp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _claims import Check, Claim, as_results, figure_saver, measured_order, relative_error, script_main
 from _common import AGREE, ATOL, RTOL, neural_problem, reference
 
 from adjoint_sym import Problem, gradient
-from adjoint_sym.claims import Check, Claim, as_results, figure_saver, measured_order, relative_error, script_main
+from adjoint_sym.adjoint.kernels import adjoint_kernels
 
 #: Memory growth exponents (slope of log peak against log steps): storing every step
 #: gives 1, a fixed working set 0.  The thresholds sit far from both.
@@ -45,7 +46,7 @@ def backsolve(problem: Problem, steps: int, keep_trajectory: bool = False) -> np
     states are kept (``t_eval`` at the end, no dense output): the working set does not
     depend on ``steps``.  ``keep_trajectory=True`` stores every step and its interpolant.
     """
-    f, vjp, theta = problem.kernels.f.fn, problem.kernels.vjp.fn, problem.theta
+    f, vjp, theta = problem.kernels.f.fn, adjoint_kernels(problem.system).vjp.fn, problem.theta
     n = problem.system.n
     t0, t1 = problem.t0, problem.t1
     options = {

@@ -1,6 +1,13 @@
 import os
+import sys
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+# The derivation scripts and their helpers (_claims, _runner, _common) are documents of the
+# repository, not modules of the package: they import each other from their folder.
+DERIVATIONS = Path(__file__).resolve().parents[1] / "derivations"
+sys.path.insert(0, str(DERIVATIONS))
 
 # "ci": fast and deterministic enough for shared 2-core machines; "thorough": more examples.
 settings.register_profile(

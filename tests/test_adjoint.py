@@ -128,12 +128,13 @@ def test_cse_is_available_on_both_forms():
 
 
 def test_numeric_kernels_match_both_forms():
-    from adjoint_sym.kernels import compiled
+    from adjoint_sym.adjoint.kernels import adjoint_kernels
+    from adjoint_sym.numeric.kernels import compiled
 
     system = two_layer(2, 4, input_power=3, time="input")
-    k = compiled(system)
+    k, numeric = adjoint_kernels(system), compiled(system)
     rng = np.random.default_rng(1)
     theta, h, a = rng.normal(size=system.n_params), rng.normal(size=2), rng.normal(size=2)
     v = k.vjp(0.3, h, a, theta)
-    J, Jt, ft = k.jac_h(0.3, h, theta), k.jac_theta(0.3, h, theta), k.f_t(0.3, h, theta)
+    J, Jt, ft = numeric.jac_h(0.3, h, theta), numeric.jac_theta(0.3, h, theta), numeric.f_t(0.3, h, theta)
     np.testing.assert_allclose(v, np.concatenate([a @ J, a @ Jt, [a @ ft]]), rtol=1e-13, atol=1e-13)

@@ -26,7 +26,7 @@ import pytest
 import sympy as sp
 
 from adjoint_sym import cli
-from adjoint_sym.parse import parse_expression
+from adjoint_sym.symbolic.parse import parse_expression
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SPECS = sorted([*EXAMPLES.glob("*.toml"), *EXAMPLES.glob("*.json")])
@@ -258,13 +258,6 @@ def test_report_without_matplotlib(tmp_path: Path, monkeypatch, capsys) -> None:
 # -- check: the verifier's verdict and exit code --------------------------------------
 
 
-def _has_check() -> bool:
-    if importlib.util.find_spec("adjoint_sym.verify") is None:
-        return False
-    return hasattr(importlib.import_module("adjoint_sym.verify"), "check")
-
-
-@pytest.mark.skipif(not _has_check(), reason="adjoint_sym.verify.check is not available yet")
 @pytest.mark.parametrize("path", [DECAY, LV], ids=lambda p: p.name)
 def test_check_examples_agree(path: Path) -> None:
     result = run(["check", str(path), "--json"])
@@ -272,7 +265,6 @@ def test_check_examples_agree(path: Path) -> None:
     assert json.loads(result.stdout)
 
 
-@pytest.mark.skipif(not _has_check(), reason="adjoint_sym.verify.check is not available yet")
 def test_check_exits_1_when_backsolve_drifts(tmp_path: Path) -> None:
     """Algorithm 1 (backsolve) re-integrates h backward; for a strongly contracting x
     (k = 40 over 10 time units, a factor e^400) the reconstructed state is noise, so its
@@ -286,11 +278,6 @@ def test_check_exits_1_when_backsolve_drifts(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "adjoint-sym: verification failed" in result.stderr
     assert "FAIL" in result.stdout
-
-
-@pytest.mark.skipif(_has_check(), reason="adjoint_sym.verify.check exists")
-def test_check_without_verifier_says_so() -> None:
-    assert_clean_failure(run(["check", str(DECAY)]), 2, "'check' needs adjoint_sym.verify.check")
 
 
 class FakeReport:
@@ -312,7 +299,9 @@ def test_check_exit_code_follows_the_verdict(monkeypatch, capsys, ok: bool, code
         calls.append(options)
         return FakeReport(ok)
 
-    monkeypatch.setattr(cli, "_verify_check", lambda: fake_check)
+    import adjoint_sym.verify
+
+    monkeypatch.setattr(adjoint_sym.verify, "check", fake_check)
     assert cli.main(["check", str(DECAY), "--json", "--methods", "adjoint", "forward", "--rtol", "1e-7"]) == code
     out, err = capsys.readouterr()
     assert json.loads(out) == {"ok": ok}
@@ -323,17 +312,17 @@ def test_check_exit_code_follows_the_verdict(monkeypatch, capsys, ok: bool, code
 # -- derivations ----------------------------------------------------------------------
 
 
-def _has_runner() -> bool:
-    return importlib.util.find_spec("adjoint_sym.derivations_runner") is not None
+def test_derivations_outside_a_checkout_says_where_it_looked(tmp_path: Path, monkeypatch, capsys) -> None:
+    """An installed wheel has no derivations/ folder: exit 2 with the place it looked."""
+    import adjoint_sym.cli.app as cli_main
 
-
-@pytest.mark.skipif(_has_runner(), reason="adjoint_sym.derivations_runner exists")
-def test_derivations_missing_runner(tmp_path: Path) -> None:
-    assert_clean_failure(run(["derivations", "--out", str(tmp_path)]), 2, "derivations are not available")
+    monkeypatch.setattr(cli_main, "__file__", str(tmp_path / "site-packages" / "adjoint_sym" / "cli" / "app.py"))
+    assert cli.main(["derivations", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "derivations/ folder was not found at" in err and "ship with the source repository" in err
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_runner(), reason="adjoint_sym.derivations_runner is not available yet")
 def test_derivations_quick_run(tmp_path: Path) -> None:
     result = run(["derivations", "--out", str(tmp_path / "d"), "--quick"])
     assert result.returncode == 0, result.stderr
@@ -341,11 +330,12 @@ def test_derivations_quick_run(tmp_path: Path) -> None:
 
 
 def test_derivations_calls_the_runner(tmp_path: Path, monkeypatch, capsys) -> None:
+    import adjoint_sym.cli.app as cli_main
+
     calls = []
-    fake = types.ModuleType("adjoint_sym.derivations_runner")
-    fake.__spec__ = importlib.machinery.ModuleSpec("adjoint_sym.derivations_runner", None)
+    fake = types.ModuleType("_runner")
     fake.run_all = lambda out, quick: calls.append((out, quick)) or {"claim_1": {"verdict": True}}
-    monkeypatch.setitem(sys.modules, "adjoint_sym.derivations_runner", fake)
+    monkeypatch.setattr(cli_main, "_derivations_runner", lambda: fake)
     assert cli.main(["derivations", "--out", str(tmp_path / "d"), "--quick"]) == 0
     assert calls == [(tmp_path / "d", True)]
     assert json.loads(capsys.readouterr().out) == {"claim_1": {"verdict": True}}

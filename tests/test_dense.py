@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from adjoint_sym.dense import DenseState
+from adjoint_sym.numeric.dense import DenseState
 
 
 def _rhs(t, y):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import sympy as sp
+from _claims import Check, Claim, decide, leading_term, measured_order
+from _runner import JSON_KEYS, derivations_dir, load_script, run_all, scripts
 
-from adjoint_sym.claims import Check, Claim, decide, leading_term, measured_order
-from adjoint_sym.derivations_runner import JSON_KEYS, derivations_dir, load_script, run_all, scripts
 from adjoint_sym.errors import AdjointSymError
 
 EXPECTED = {
@@ -227,11 +227,3 @@ def test_runner_refuses_a_claim_decided_twice_and_names_a_failing_script(tmp_pat
     (tmp_path / "b.py").write_text("def run(out_dir=None, quick=False):\n    raise RuntimeError('boom')\n")
     with pytest.raises(AdjointSymError, match=r"derivation b\.py failed: RuntimeError: boom"):
         run_all(tmp_path / "out", derivations=tmp_path)
-
-
-def test_runner_says_where_it_looked_when_the_folder_is_missing(monkeypatch, tmp_path):
-    import adjoint_sym.derivations_runner as runner
-
-    monkeypatch.setattr(runner, "__file__", str(tmp_path / "pkg" / "derivations_runner.py"))
-    with pytest.raises(AdjointSymError, match=r"derivations/ folder was not found at .*ship with the source"):
-        runner.derivations_dir()

@@ -1,4 +1,4 @@
-"""The compiled fast path (:mod:`adjoint_sym.fast`) against the default route and closed forms.
+"""The compiled fast path (:mod:`adjoint_sym.adjoint.fast`) against the default route and closed forms.
 
 Tolerances.  Two kinds of comparison:
 
@@ -26,12 +26,12 @@ pytest.importorskip("numba")
 pytest.importorskip("symengine")
 
 from adjoint_sym import CallableLoss, FinalLoss, ObservationLoss, ODESystem, Problem
-from adjoint_sym import _fast_engine as engine
-from adjoint_sym import fast as fast_module
+from adjoint_sym.adjoint import fast as fast_module
+from adjoint_sym.adjoint import fast_engine as engine
+from adjoint_sym.adjoint.fast import fast_gradient
 from adjoint_sym.builders import lotka_volterra, two_layer
-from adjoint_sym.dispatch import gradient
 from adjoint_sym.errors import InvalidModelError, SolverFailedError, UnsupportedExpressionError
-from adjoint_sym.fast import fast_gradient
+from adjoint_sym.verify.routes import gradient
 
 RTOL = 1e-8
 ATOL = 1e-3 * RTOL
@@ -252,7 +252,7 @@ def test_gradient_backend_fast_dispatches_here():
     import inspect
 
     if "backend" not in inspect.signature(gradient).parameters:
-        pytest.skip("gradient(backend=...) is not wired in adjoint_sym.dispatch yet")
+        pytest.skip("gradient(backend=...) is not wired in adjoint_sym.verify.routes yet")
     problem = lv_problem()
     g = gradient(problem, backend="fast", rtol=RTOL, atol=ATOL)
     assert g.stats["backend"] == "fast"
@@ -266,7 +266,7 @@ def test_imports_without_the_optional_dependencies():
 
     code = (
         "import sys; sys.modules['numba'] = None; sys.modules['symengine'] = None\n"
-        "from adjoint_sym import fast\n"
+        "from adjoint_sym.adjoint import fast\n"
         "from adjoint_sym.builders import lotka_volterra\n"
         "from adjoint_sym import Problem, FinalLoss\n"
         "assert not fast.available()\n"

@@ -30,8 +30,9 @@ import scipy.linalg
 import sympy as sp
 
 from adjoint_sym import CallableLoss, FinalLoss, ObservationLoss, ODESystem, Problem, gradient
+from adjoint_sym.adjoint.kernels import adjoint_kernels
 from adjoint_sym.builders import linear_system, two_layer
-from adjoint_sym.compile import Kernel
+from adjoint_sym.numeric.compile import Kernel
 
 METHODS = ("interpolating", "backsolve", "quadrature", "adjoint")
 TOLERANCES = (1e-6, 1e-10)
@@ -444,8 +445,8 @@ def _wrong(kernel: Kernel, mistake: str, n: int, jac_h) -> Kernel:
 
 def inject(monkeypatch, problem: Problem, mistake: str) -> None:
     """Replace every VJP kernel of the problem's (cached) compiled system by a wrong one."""
-    kernels, n = problem.kernels, problem.system.n
-    jac_h = kernels.jac_h.fn
+    kernels, n = adjoint_kernels(problem.system), problem.system.n
+    jac_h = problem.kernels.jac_h.fn
     names = ["vjp"] if problem.system.is_matrix_level else ["vjp", "vjp_batched"]
     for name in names:
         if hasattr(type(kernels), name):
@@ -464,7 +465,7 @@ def inject(monkeypatch, problem: Problem, mistake: str) -> None:
     monkeypatch.setitem(kernels.__dict__, "backsolve_rhs", Kernel("backsolve_rhs", backsolve_rhs, "", 0))
     if mistake == "missing transpose":  # the quadrature variant integrates a through vjp_h
         wrong = Kernel("vjp_h", lambda t, h, a, theta: jac_h(t, h, theta) @ a, "", n)
-        monkeypatch.setitem(kernels.__dict__, "vjp_h", wrong)
+        monkeypatch.setitem(kernels.numeric.__dict__, "vjp_h", wrong)
 
 
 @pytest.mark.parametrize(

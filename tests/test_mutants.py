@@ -9,8 +9,8 @@ import pytest
 
 from adjoint_sym import FinalLoss, ObservationLoss, ODESystem, Problem
 from adjoint_sym.errors import GradientMismatchError, InvalidModelError
-from adjoint_sym.mutants import MUTATIONS, handwritten_adjoint, mutant
 from adjoint_sym.testing import check_gradient_function
+from adjoint_sym.testing.mutants import MUTATIONS, handwritten_adjoint, mutant
 
 pytest.importorskip("hypothesis")
 

@@ -8,7 +8,7 @@ import pytest
 from adjoint_sym import CallableLoss, FinalLoss, ObservationLoss, ODESystem, Problem, gradient
 from adjoint_sym.builders import linear_system, lotka_volterra
 from adjoint_sym.errors import InvalidModelError, UnsupportedExpressionError
-from adjoint_sym.problem import flatten_params, unflatten_params
+from adjoint_sym.numeric.problem import flatten_params, unflatten_params
 
 DECAY = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
 LINEAR = linear_system(2)

@@ -9,11 +9,11 @@ import pytest
 import scipy.linalg
 
 from adjoint_sym import FinalLoss, ODESystem, Problem, gradient
+from adjoint_sym.adjoint.gradient import adjoint_gradient
 from adjoint_sym.builders import linear_system, robertson
-from adjoint_sym.compile import Kernel
 from adjoint_sym.errors import InvalidModelError, SolverFailedError
-from adjoint_sym.gradients import adjoint_gradient
-from adjoint_sym.solve import EXPLICIT, IMPLICIT, SOLVERS, forward, integrate
+from adjoint_sym.numeric.compile import Kernel
+from adjoint_sym.numeric.solve import EXPLICIT, IMPLICIT, SOLVERS, forward, integrate
 
 DECAY = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
 BLOW_UP = ODESystem.from_strings(["x"], [], "t", ["x**2"])  # x(t) = 1/(1 - t): infinite at t = 1

@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adjoint_sym.errors import InvalidModelError, UnsupportedExpressionError
-from adjoint_sym.loss import FinalLoss, ObservationLoss
-from adjoint_sym.spec import (
+from adjoint_sym.cli.spec import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
     DEFAULT_SOLVER,
@@ -20,6 +18,8 @@ from adjoint_sym.spec import (
     parse_text,
     spec_from_dict,
 )
+from adjoint_sym.errors import InvalidModelError, UnsupportedExpressionError
+from adjoint_sym.numeric.loss import FinalLoss, ObservationLoss
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

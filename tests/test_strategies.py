@@ -12,8 +12,9 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 
 from adjoint_sym import FinalLoss, ObservationLoss, Problem  # noqa: E402
-from adjoint_sym.solve import integrate  # noqa: E402
-from adjoint_sym.strategies import (  # noqa: E402
+from adjoint_sym.numeric.solve import integrate  # noqa: E402
+from adjoint_sym.testing import describe  # noqa: E402
+from adjoint_sym.testing.strategies import (  # noqa: E402
     MAX_STATE,
     PROFILES,
     linear_systems,
@@ -27,7 +28,6 @@ from adjoint_sym.strategies import (  # noqa: E402
     systems,
     time_spans,
 )
-from adjoint_sym.testing import describe  # noqa: E402
 
 
 @given(problems())

@@ -15,7 +15,6 @@ from hypothesis import given
 from adjoint_sym import FinalLoss, ObservationLoss, ODESystem, Problem, gradient, verify
 from adjoint_sym.adapters import backend_function, check_times, loss_functions, rhs_function
 from adjoint_sym.errors import GradientMismatchError, InvalidModelError
-from adjoint_sym.mutants import handwritten_adjoint
 from adjoint_sym.strategies import problems
 from adjoint_sym.testing import (
     DEFAULT_ATOL,
@@ -27,6 +26,7 @@ from adjoint_sym.testing import (
     compare_gradients,
     reference_gradient,
 )
+from adjoint_sym.testing.mutants import handwritten_adjoint
 
 pytest_plugins = ["pytester"]
 
@@ -146,17 +146,17 @@ def test_assert_gradients_agree_is_the_verifiers():
 
 # -- the pytest plugin -------------------------------------------------------------------------
 def plugin_args() -> list[str]:
-    """``-p adjoint_sym.pytest_plugin`` unless the ``pytest11`` entry point already loads it
+    """``-p adjoint_sym.testing.pytest_plugin`` unless the ``pytest11`` entry point already loads it
     (registering one module under two names is an error in pytest)."""
     from importlib.metadata import entry_points
 
     if any(ep.name == "adjoint_sym" for ep in entry_points(group="pytest11")):
         return []
-    return ["-p", "adjoint_sym.pytest_plugin"]
+    return ["-p", "adjoint_sym.testing.pytest_plugin"]
 
 
 PLUGIN_TEST = """
-from adjoint_sym.mutants import handwritten_adjoint, mutant
+from adjoint_sym.testing.mutants import handwritten_adjoint, mutant
 
 def test_settings(adjoint_sym_settings):
     print("SETTINGS", adjoint_sym_settings)

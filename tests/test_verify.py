@@ -8,13 +8,13 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from adjoint_sym import FinalLoss, GradientMismatchError, ObservationLoss, ODESystem, Problem
+from adjoint_sym.adjoint.kernels import adjoint_kernels
 from adjoint_sym.builders import lotka_volterra, neural_ode
+from adjoint_sym.numeric.result import Gradient
+from adjoint_sym.numeric.solve import forward
 from adjoint_sym.reference import REFERENCES
-from adjoint_sym.result import Gradient
-from adjoint_sym.solve import forward
 from adjoint_sym.verify import (
     AGREEMENT,
-    _cause,
     assert_gradients_agree,
     check,
     compare,
@@ -23,6 +23,8 @@ from adjoint_sym.verify import (
     relative_error,
     scaled_deviations,
 )
+from adjoint_sym.verify.routes import ROUTES
+from adjoint_sym.verify.tolerance import cause as _cause
 
 
 def nonautonomous_problem(final: bool = False) -> Problem:
@@ -34,7 +36,7 @@ def nonautonomous_problem(final: bool = False) -> Problem:
 
 def tiny_adjoint(prob: Problem, *, flip_rhs=False, drop_at=False, skip_jumps=False) -> Gradient:
     """A small interpolating adjoint written here, with switches that break it."""
-    k, theta = prob.kernels, prob.theta
+    k, theta = adjoint_kernels(prob.system), prob.theta
     n, p = prob.system.n, prob.system.n_params
     fwd = forward(prob, rtol=1e-10, atol=1e-12)
     states = fwd.at(prob.times)
@@ -159,7 +161,7 @@ def test_assert_gradients_agree_raises_with_the_table(monkeypatch):
         g = REFERENCES["forward"](problem, **kw)
         return dataclasses.replace(g, dparams={**g.dparams, "k": g.dparams["k"] * (1 + 1e-4)}, method="broken")
 
-    monkeypatch.setitem(REFERENCES, "broken", broken)
+    monkeypatch.setitem(ROUTES, "broken", broken)
     with pytest.raises(GradientMismatchError) as info:
         assert_gradients_agree(prob, ["adjoint", "broken"])
     message = str(info.value)
@@ -331,7 +333,7 @@ def test_check_with_taylor_test_flags_a_gradient_of_the_wrong_order(monkeypatch)
         g = REFERENCES["forward"](problem, **kw)
         return dataclasses.replace(g, dh0=1.02 * g.dh0, method="scaled")
 
-    monkeypatch.setitem(REFERENCES, "scaled", scaled)
+    monkeypatch.setitem(ROUTES, "scaled", scaled)
     report = check(prob, ["adjoint", "scaled", "complex-step"], taylor=True)
     assert report.taylor["adjoint"].ok and not report.taylor["scaled"].ok
     taylor_failures = [f for f in report.failures if f.quantity == "Taylor remainder order"]
@@ -354,7 +356,7 @@ def test_implicit_solver_skips_the_explicit_only_routes_and_says_why():
 
 def test_two_methods_agreeing_against_the_reference_point_at_the_reference(monkeypatch):
     # A broken reference: both adjoints agree, the reference is off by 10% on one quantity.
-    import adjoint_sym.verify as verify_module
+    import adjoint_sym.verify.checker as verify_module
 
     prob = nonautonomous_problem(final=True)
     real_gradient = verify_module.gradient
@@ -372,7 +374,7 @@ def test_two_methods_agreeing_against_the_reference_point_at_the_reference(monke
 
 
 def test_a_sign_disagreement_is_never_blamed_on_tolerance():
-    from adjoint_sym.verify import _cause
+    from adjoint_sym.verify.tolerance import cause as _cause
 
     prob = nonautonomous_problem(final=True)
     # a deviation of only 2x the allowance, but with opposite signs

@@ -1,4 +1,4 @@
-"""Adapters: an :class:`~adjoint_sym.system.ODESystem` as PyTorch and JAX code.
+"""Adapters: an :class:`~adjoint_sym.symbolic.system.ODESystem` as PyTorch and JAX code.
 
 Optional extras, imported only when used: ``adjoint_sym.adapters.torch`` needs
 ``torch`` and ``torchdiffeq``, ``adjoint_sym.adapters.jax`` needs ``jax``.  Each offers the
@@ -24,9 +24,9 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..errors import InvalidModelError
-from ..loss import CallableLoss
-from ..problem import Problem, unflatten_params
-from ..system import ODESystem
+from ..numeric.loss import CallableLoss
+from ..numeric.problem import Problem, unflatten_params
+from ..symbolic.system import ODESystem
 
 #: SymPy function names the adapters translate (the parser's smooth whitelist).
 FUNCTION_NAMES = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "exp", "log", "sqrt", "erf")

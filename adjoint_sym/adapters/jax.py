@@ -17,8 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..problem import Problem
-from ..system import ODESystem
+from ..numeric.problem import Problem
+from ..symbolic.system import ODESystem
 from . import check_times, expression_loss_functions, loss_expressions, named, require, rhs_function
 
 EXTRA = "jax"

@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..problem import Problem
-from ..system import ODESystem
+from ..numeric.problem import Problem
+from ..symbolic.system import ODESystem
 from . import check_times, loss_functions, named, require, rhs_function
 
 EXTRA = "torch torchdiffeq"

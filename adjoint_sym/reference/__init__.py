@@ -1,6 +1,6 @@
 """Reference gradients, independent of the adjoint code path.
 
-Nothing here imports :mod:`adjoint_sym.adjoint` or :mod:`adjoint_sym.gradients`: a check
+Nothing here imports :mod:`adjoint_sym.adjoint`: a check
 that shares code with what it checks proves nothing.
 
 Each reference is a function ``(problem, *, solver, rtol, atol, **options) -> Gradient``
@@ -12,7 +12,6 @@ method                 how
 ``forward``            forward sensitivity equations with entry-wise Jacobians
 ``complex-step``       ``Im L(x + i eps) / eps`` through complex solves (analytic f)
 ``finite-difference``  central differences (Richardson-extrapolated), tight solves
-``backprop``           the discrete adjoint of an explicit Runge-Kutta solve
 =====================  ==============================================================
 
 :func:`~adjoint_sym.reference.taylor.taylor_test` checks any gradient on its own.
@@ -22,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .backprop import backprop_gradient
 from .complex_step import complex_step_gradient
 from .finite_difference import finite_difference_gradient
 from .forward import forward_gradient
@@ -32,13 +30,11 @@ REFERENCES: dict[str, Callable] = {
     "forward": forward_gradient,
     "complex-step": complex_step_gradient,
     "finite-difference": finite_difference_gradient,
-    "backprop": backprop_gradient,
 }
 
 __all__ = [
     "REFERENCES",
     "TaylorResult",
-    "backprop_gradient",
     "complex_step_gradient",
     "finite_difference_gradient",
     "forward_gradient",

@@ -38,10 +38,10 @@ import numpy as np
 import sympy as sp
 
 from ..errors import InvalidModelError
-from ..loss import CallableLoss
-from ..problem import Problem
-from ..result import Gradient
-from ..solve import IMPLICIT, check_solver
+from ..numeric.loss import CallableLoss
+from ..numeric.problem import Problem
+from ..numeric.result import Gradient
+from ..numeric.solve import IMPLICIT, check_solver
 from .finite_difference import gradient_from_vector, input_vector, loss_at, split_inputs, trajectory
 
 #: The imaginary step: small enough that the O(eps^2) error vanishes in double precision.

@@ -35,9 +35,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..problem import Problem, unflatten_params
-from ..result import Gradient
-from ..solve import IMPLICIT, check_solver, integrate
+from ..numeric.problem import Problem, unflatten_params
+from ..numeric.result import Gradient
+from ..numeric.solve import IMPLICIT, check_solver, integrate
 
 #: Forward solves of the perturbation references run at least this tight.
 TIGHT_RTOL = 1e-12

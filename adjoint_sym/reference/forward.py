@@ -12,7 +12,7 @@ The loss then follows by the chain rule at each observation time ``t_i``:
     dL/dt_i = dL/dh(t_i) . f(h(t_i), t_i) + dL/dt_i|explicit.
 
 The Jacobians ``f_h``, ``f_theta`` and ``f_t`` come from entry-wise differentiation
-(:mod:`adjoint_sym.kernels`), not from the vector-Jacobian products the adjoint uses:
+(:mod:`adjoint_sym.numeric.kernels`), not from the vector-Jacobian products the adjoint uses:
 exact up to the solver tolerance, and the natural reference when ``p`` is small (the
 cost grows like ``n (n + p)``).
 """
@@ -24,9 +24,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..problem import Problem
-from ..result import Gradient
-from ..solve import IMPLICIT, check_solver, integrate
+from ..numeric.problem import Problem
+from ..numeric.result import Gradient
+from ..numeric.solve import IMPLICIT, check_solver, integrate
 from .finite_difference import gradient_from_vector
 
 

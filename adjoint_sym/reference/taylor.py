@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..problem import Problem
-from ..result import Gradient
+from ..numeric.problem import Problem
+from ..numeric.result import Gradient
 from .finite_difference import TIGHT_ATOL, TIGHT_RTOL, input_scale, input_vector, loss_at, trajectory
 
 #: A correct gradient fits order 2; a wrong one 1.  1.8 leaves room for the O(eps^3)

@@ -1,0 +1,419 @@
+"""Problem spec files: a gradient problem stated in TOML or JSON, validated field by field.
+
+A spec names the state, the parameters with their values, the right-hand sides as text,
+the initial value, the time span, the loss and, optionally, the solver::
+
+    name = "Lotka-Volterra"          # optional label
+    state = ["x", "y"]
+    time = "t"                       # optional, default "t"
+    rhs = ["a*x - b*x*y", "d*x*y - c*y"]
+    h0 = [1.0, 1.0]
+    t0 = 0.0                         # optional, default 0.0
+    t1 = 10.0
+    [params]                         # name = value; a list of rows is a matrix parameter
+    a = 1.5
+    b = 1.0
+    c = 3.0
+    d = 1.0
+    [loss]
+    kind = "final"                   # L = expr at h(t1); expr may use params and time
+    expr = "x**2 + y**2"
+    # or: kind = "observations", times = [...], targets = [[...], ...]  (sum of squared errors)
+    # or: kind = "observations", times = [...], expr = "..."            (expr summed over times)
+    [solver]                         # optional
+    method = "DOP853"
+    rtol = 1e-10
+    atol = 1e-12
+
+JSON carries the same fields in one object.  Expressions go through the whitelist parser
+(:mod:`adjoint_sym.symbolic.parse`): nothing in a spec is ever passed to ``eval``.  Every problem is
+reported as :class:`~adjoint_sym.errors.InvalidModelError` whose message starts with the
+field at fault, e.g. ``rhs[1]: unknown symbol 'z'`` or ``h0[0]: expected a finite number,
+got nan``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
+
+from ..errors import InvalidModelError
+from ..numeric.loss import FinalLoss, ObservationLoss
+from ..numeric.problem import Problem
+from ..numeric.solve import SOLVERS
+from ..symbolic.system import ODESystem
+
+#: Spec files larger than this are refused before parsing (a spec is a few hundred bytes).
+MAX_SPEC_BYTES = 5_000_000
+
+#: Solver settings used when a spec has no ``[solver]`` section (those of :func:`adjoint_sym.gradient`).
+DEFAULT_SOLVER = "DOP853"
+DEFAULT_RTOL = 1e-8
+DEFAULT_ATOL = 1e-10
+
+TOP_LEVEL_FIELDS = ("name", "state", "time", "rhs", "params", "h0", "t0", "t1", "loss", "solver")
+REQUIRED_FIELDS = ("state", "rhs", "h0", "t1", "loss")
+LOSS_KINDS = ("final", "observations")
+_LOSS_FIELDS = {"final": ("kind", "expr"), "observations": ("kind", "times", "targets", "expr")}
+_SOLVER_FIELDS = ("method", "rtol", "atol")
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """The ``[solver]`` section: a ``solve_ivp`` method and its tolerances."""
+
+    method: str = DEFAULT_SOLVER
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
+
+
+@dataclass(frozen=True, eq=False)
+class Spec:
+    """A loaded spec: the validated :class:`~adjoint_sym.numeric.problem.Problem` and solver settings.
+
+    Attributes
+    ----------
+    problem : Problem
+    solver : SolverSettings
+    name : str
+        The spec's ``name``, else the file's stem.
+    source : str
+        Where the spec came from (a path, or ``"<spec>"``).
+    """
+
+    problem: Problem
+    solver: SolverSettings
+    name: str
+    source: str
+
+    @property
+    def system(self) -> ODESystem:
+        return self.problem.system
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file (``.toml`` or ``.json``; other names are tried as both).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    InvalidModelError
+        When the file cannot be read, is not TOML/JSON, or any field is invalid; the
+        message names the file and the field.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> text = '{"state": ["x"], "params": {"k": 0.5}, "rhs": ["-k*x"], "h0": [1.0],'
+    >>> text += ' "t1": 1.0, "loss": {"kind": "final", "expr": "x**2"}}'
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = os.path.join(d, "decay.json")
+    ...     _ = open(p, "w").write(text)
+    ...     spec = load_spec(p)
+    >>> spec.name, spec.problem.params
+    ('decay', {'k': 0.5})
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise InvalidModelError(f"{path}: file is {size} bytes; a spec may be at most {MAX_SPEC_BYTES}")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidModelError(f"cannot read spec file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidModelError(f"{path}: not a text file (not UTF-8); a spec is TOML or JSON") from None
+    data = parse_text(text, fmt=_format_of(path), source=str(path))
+    return spec_from_dict(data, name=path.stem, source=str(path))
+
+
+def _format_of(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    return {".toml": "toml", ".json": "json"}.get(suffix)
+
+
+def parse_text(text: str, fmt: str | None = None, source: str = "<spec>") -> dict:
+    """Parse spec text as TOML or JSON (``fmt=None``: JSON if it starts with ``{``, else TOML).
+
+    JSON objects with a repeated key are refused (JSON parsers keep the last silently).
+
+    Examples
+    --------
+    >>> parse_text('t1 = 2.0', fmt="toml")
+    {'t1': 2.0}
+    >>> parse_text('{"t1": 2.0}')
+    {'t1': 2.0}
+    """
+    guessed = ""
+    if fmt is None:
+        fmt = "json" if text.lstrip().startswith("{") else "toml"
+        guessed = " (format guessed from the content; name the file .toml or .json)"
+    if fmt == "json":
+        try:
+            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        except _DuplicateKey as exc:
+            raise InvalidModelError(f"{source}: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise InvalidModelError(
+                f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}{guessed}"
+            ) from None
+        except RecursionError:
+            raise InvalidModelError(f"{source}: not valid JSON: nested too deeply") from None
+        if not isinstance(data, dict):
+            raise InvalidModelError(f"{source}: a JSON spec must be one object {{...}}, got {type(data).__name__}")
+        return data
+    if fmt == "toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidModelError(f"{source}: not valid TOML: {exc}{guessed}") from None
+        except RecursionError:
+            raise InvalidModelError(f"{source}: not valid TOML: nested too deeply") from None
+    raise InvalidModelError(f"unknown spec format {fmt!r}; use 'toml' or 'json'")
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"duplicate key {key!r} in a JSON object; give each field once")
+        out[key] = value
+    return out
+
+
+def spec_from_dict(data: Mapping, *, name: str = "", source: str = "<spec>") -> Spec:
+    """Validate parsed spec data and build the problem.
+
+    Parameters
+    ----------
+    data : mapping
+        The fields described in the module documentation.
+    name : str
+        Fallback label when ``data`` has no ``name``.
+    source : str
+        Prefix of error messages (a file name).
+
+    Examples
+    --------
+    >>> spec = spec_from_dict({"state": ["x"], "params": {"k": 2.0}, "rhs": ["-k*x"],
+    ...                        "h0": [1.0], "t1": 1.0, "loss": {"kind": "final", "expr": "x"}})
+    >>> spec.problem.system
+    ODESystem(dx/dt = -k*x; params [k])
+    """
+    try:
+        return _build(data, name, source)
+    except InvalidModelError as exc:
+        message = str(exc)
+        if source != "<spec>" and not message.startswith(source):
+            message = f"{source}: {message}"
+        raise type(exc)(message) from None
+
+
+def _build(data: Mapping, name: str, source: str) -> Spec:
+    if not isinstance(data, Mapping):
+        raise InvalidModelError(f"a spec must be a table/object of fields, got {type(data).__name__}")
+    _check_keys(data, TOP_LEVEL_FIELDS, "")
+    for field in REQUIRED_FIELDS:
+        if field not in data:
+            raise InvalidModelError(f"missing field {field!r}; a spec needs {', '.join(REQUIRED_FIELDS)}")
+    label = data.get("name", name)
+    if not isinstance(label, str):
+        raise InvalidModelError(f"name: expected a string, got {_show(label)}")
+    state = _string_list(data["state"], "state")
+    time = data.get("time", "t")
+    if not isinstance(time, str):
+        raise InvalidModelError(f"time: expected a string (the time symbol's name), got {_show(time)}")
+    rhs = _string_list(data["rhs"], "rhs")
+    if len(rhs) != len(state):
+        raise InvalidModelError(
+            f"rhs: {len(rhs)} expressions for {len(state)} state names {state}; give one right-hand side per state"
+        )
+    params = data.get("params", {})
+    if not isinstance(params, Mapping):
+        raise InvalidModelError(f"params: expected a table of name = value, got {_show(params)}")
+    values, shapes = {}, {}
+    for key, value in params.items():
+        values[key], shapes[key] = _param_value(value, f"params.{key}")
+    names = list(params)
+    declared = shapes if any(shapes.values()) else names
+    system = ODESystem.from_strings(state=state, params=declared, time=time, rhs=rhs, name=label)
+    h0 = _number_list(data["h0"], "h0")
+    if len(h0) != len(state):
+        raise InvalidModelError(f"h0: {len(h0)} values for {len(state)} state names {state}")
+    t0 = _number(data.get("t0", 0.0), "t0")
+    t1 = _number(data["t1"], "t1")
+    loss = _loss(data["loss"], len(state))
+    problem = Problem(system, h0, values, t0, t1, loss)
+    _check_params_used(problem)
+    solver = _solver(data.get("solver", {}))
+    return Spec(problem=problem, solver=solver, name=label, source=source)
+
+
+def _check_keys(table: Mapping, allowed: tuple[str, ...], prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            raise InvalidModelError(f"{where}: unknown field; known fields here are {', '.join(allowed)}")
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _string_list(value: object, where: str) -> list[str]:
+    if not isinstance(value, list):
+        raise InvalidModelError(f"{where}: expected a list of strings, got {_show(value)}")
+    if not value:
+        raise InvalidModelError(f"{where}: the list is empty")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise InvalidModelError(f"{where}[{i}]: expected a string, got {_show(item)}")
+    return list(value)
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidModelError(f"{where}: expected a number, got {_show(value)}")
+    try:
+        out = float(value)
+    except OverflowError:  # a JSON/TOML integer beyond float range
+        raise InvalidModelError(f"{where}: number out of range") from None
+    if not math.isfinite(out):
+        raise InvalidModelError(f"{where}: expected a finite number, got {out}")
+    return out
+
+
+def _number_list(value: object, where: str) -> list[float]:
+    if not isinstance(value, list):
+        raise InvalidModelError(f"{where}: expected a list of numbers, got {_show(value)}")
+    return [_number(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+
+def _param_value(value: object, where: str) -> tuple[object, tuple[int, int] | None]:
+    """A scalar, or a matrix given as a list of equally long rows (a column as ``[[1], [2]]``)."""
+    if not isinstance(value, list):
+        return _number(value, where), None
+    if not value or not all(isinstance(row, list) for row in value):
+        raise InvalidModelError(f"{where}: expected a number or a matrix as a list of rows, got {_show(value)}")
+    rows = [_number_list(row, f"{where}[{i}]") for i, row in enumerate(value)]
+    width = len(rows[0])
+    if width == 0 or any(len(r) != width for r in rows):
+        raise InvalidModelError(f"{where}: matrix rows must be non-empty and of equal length")
+    return rows, (len(rows), width)
+
+
+def _loss(value: object, n: int):
+    if not isinstance(value, Mapping):
+        raise InvalidModelError(f"loss: expected a table with a 'kind', got {_show(value)}")
+    kind = value.get("kind")
+    if kind not in LOSS_KINDS:
+        got = "missing" if kind is None else repr(kind)
+        raise InvalidModelError(f"loss.kind: {got}; choose one of {', '.join(map(repr, LOSS_KINDS))}")
+    _check_keys(value, _LOSS_FIELDS[kind], "loss")
+    if kind == "final":
+        if "expr" not in value:
+            raise InvalidModelError("loss.expr: missing; a final loss needs the expression L(h(t1))")
+        if not isinstance(value["expr"], str):
+            raise InvalidModelError(f"loss.expr: expected a string, got {_show(value['expr'])}")
+        return FinalLoss(value["expr"])
+    if "times" not in value:
+        raise InvalidModelError("loss.times: missing; an observation loss needs its observation times")
+    times = _number_list(value["times"], "loss.times")
+    if not times:
+        raise InvalidModelError("loss.times: the list is empty")
+    has_targets, has_expr = "targets" in value, "expr" in value
+    if has_targets == has_expr:
+        raise InvalidModelError("loss: an observation loss needs exactly one of 'targets' or 'expr'")
+    if has_targets:
+        targets = value["targets"]
+        if not isinstance(targets, list):
+            raise InvalidModelError(f"loss.targets: expected a list of rows, got {_show(targets)}")
+        if len(targets) != len(times):
+            raise InvalidModelError(f"loss.targets: {len(targets)} rows for {len(times)} observation times")
+        rows = [_number_list(row, f"loss.targets[{i}]") for i, row in enumerate(targets)]
+        for i, row in enumerate(rows):
+            if len(row) != n:
+                raise InvalidModelError(f"loss.targets[{i}]: {len(row)} values for a state of {n}")
+        return ObservationLoss(times, targets=rows)
+    expr = value["expr"]
+    if not isinstance(expr, str):
+        expr = _string_list(expr, "loss.expr")
+    return ObservationLoss(times, expr=expr)
+
+
+def _check_params_used(problem: Problem) -> None:
+    """A parameter no expression uses is most likely a misspelt name: refuse it."""
+    system = problem.system
+    exprs = [*list(system.explicit_rhs), *problem.loss.expressions(system, len(problem.times))]
+    used: set[sp.Basic] = set()
+    for e in exprs:
+        for s in e.free_symbols:
+            used.add(s.args[0] if isinstance(s, MatrixElement) else s)
+    for p in system.params:
+        if p not in used:
+            raise InvalidModelError(
+                f"params.{p.name}: unknown parameter: no rhs or loss expression uses {p.name!r}; "
+                "fix the name or remove it"
+            )
+
+
+def _solver(value: object) -> SolverSettings:
+    if not isinstance(value, Mapping):
+        raise InvalidModelError(f"solver: expected a table (method, rtol, atol), got {_show(value)}")
+    _check_keys(value, _SOLVER_FIELDS, "solver")
+    method = value.get("method", DEFAULT_SOLVER)
+    if not isinstance(method, str) or method not in SOLVERS:
+        raise InvalidModelError(f"solver.method: unknown solver {method!r}; choose one of {', '.join(SOLVERS)}")
+    rtol = positive_tolerance(value.get("rtol", DEFAULT_RTOL), "solver.rtol")
+    atol = positive_tolerance(value.get("atol", DEFAULT_ATOL), "solver.atol")
+    return SolverSettings(method, rtol, atol)
+
+
+def positive_tolerance(value: object, where: str) -> float:
+    """A finite tolerance in ``(0, 1)``.
+
+    Examples
+    --------
+    >>> positive_tolerance(1e-8, "rtol")
+    1e-08
+    """
+    out = _number(value, where)
+    if not 0.0 < out < 1.0:
+        raise InvalidModelError(f"{where}: a tolerance must lie in (0, 1), got {out}")
+    return out
+
+
+__all__ = [
+    "DEFAULT_ATOL",
+    "DEFAULT_RTOL",
+    "DEFAULT_SOLVER",
+    "SolverSettings",
+    "Spec",
+    "load_spec",
+    "parse_text",
+    "positive_tolerance",
+    "spec_from_dict",
+]

@@ -1,0 +1,155 @@
+"""Losses: what is observed of the trajectory, and when.
+
+=======================  ==========================================================
+loss                     ``L``
+=======================  ==========================================================
+:class:`FinalLoss`       ``expr(h(t1), theta, t1)``: an expression in the state, the
+                         parameters and the time
+:class:`ObservationLoss` ``sum_i ||h(t_i) - y_i||^2`` for targets ``y_i``, or
+                         ``sum_i expr(h(t_i), theta, t_i)`` in the expression form
+:class:`CallableLoss`    a Python function of the observed states and its gradient
+=======================  ==========================================================
+
+Observation times run from ``t0`` towards ``t1`` and the last one is ``t1``.  Expression
+losses are parsed through the whitelist (:mod:`adjoint_sym.symbolic.parse`) against the system's
+names; an expression may use parameters (their explicit derivative is added to
+``dL/dtheta``) and the time symbol (added to ``dL/dt_i``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from ..errors import InvalidModelError
+from ..symbolic.parse import parse_expression
+from ..symbolic.system import ODESystem
+
+
+class Loss(ABC):
+    """A loss observed at one or more times; see the module documentation."""
+
+    @abstractmethod
+    def observation_times(self, t1: float) -> np.ndarray:
+        """The times at which the loss reads the state, the last being ``t1``."""
+
+
+def _expression(expr: str | sp.Expr, system: ODESystem, where: str) -> sp.Expr:
+    if isinstance(expr, str):
+        return parse_expression(expr, system.symbol_table(), where=where)
+    try:
+        value = sp.sympify(expr, strict=True)
+    except sp.SympifyError:
+        raise InvalidModelError(f"{where}: {expr!r} is neither text nor a SymPy expression") from None
+    allowed = set(system.symbol_table().values())
+    for s in value.free_symbols:
+        base = s.args[0] if isinstance(s, sp.matrices.expressions.matexpr.MatrixElement) else s
+        if base not in allowed:
+            raise InvalidModelError(f"{where}: unknown symbol {str(base)!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class FinalLoss(Loss):
+    """``L = expr(h(t1), theta, t1)``.
+
+    Examples
+    --------
+    >>> FinalLoss("x**2 + y**2")
+    FinalLoss(expr='x**2 + y**2')
+    """
+
+    expr: str | sp.Expr
+
+    def observation_times(self, t1: float) -> np.ndarray:
+        return np.array([float(t1)])
+
+    def expressions(self, system: ODESystem, n_times: int) -> list[sp.Expr]:
+        return [_expression(self.expr, system, "loss.expr")]
+
+
+@dataclass(frozen=True)
+class ObservationLoss(Loss):
+    """A loss summed over observation times.
+
+    Parameters
+    ----------
+    times : sequence of float
+        Increasing away from ``t0``; the last equals ``t1``.
+    targets : array-like, shape (len(times), n), optional
+        For the sum of squared errors ``sum_i ||h(t_i) - y_i||^2``.
+    expr : str or sympy expression, or a sequence of them, optional
+        The expression form: one expression read at every time, or one per time.
+    """
+
+    times: tuple
+    targets: np.ndarray | None = field(default=None, compare=False)
+    expr: object = None
+
+    def __init__(self, times: Sequence[float], targets=None, expr=None) -> None:
+        times_arr = np.asarray(times, dtype=float)
+        if times_arr.ndim != 1 or times_arr.size == 0:
+            raise InvalidModelError(f"loss.times must be a non-empty list of numbers, got {times!r}")
+        if not np.all(np.isfinite(times_arr)):
+            raise InvalidModelError(f"loss.times contains a non-finite value: {times_arr.tolist()}")
+        if (targets is None) == (expr is None):
+            raise InvalidModelError("ObservationLoss needs exactly one of targets= or expr=")
+        if targets is not None:
+            targets = np.asarray(targets, dtype=float)
+            if targets.ndim != 2 or targets.shape[0] != times_arr.size:
+                raise InvalidModelError(
+                    f"loss.targets must have one row per time ({times_arr.size} rows), got shape {targets.shape}"
+                )
+            if not np.all(np.isfinite(targets)):
+                raise InvalidModelError("loss.targets contains a non-finite value")
+        object.__setattr__(self, "times", tuple(times_arr.tolist()))
+        object.__setattr__(self, "targets", targets)
+        object.__setattr__(self, "expr", expr)
+
+    def observation_times(self, t1: float) -> np.ndarray:
+        return np.asarray(self.times, dtype=float)
+
+    def expressions(self, system: ODESystem, n_times: int) -> list[sp.Expr]:
+        if self.targets is not None:
+            if self.targets.shape[1] != system.n:
+                raise InvalidModelError(
+                    f"loss.targets rows have {self.targets.shape[1]} entries but the state has {system.n}"
+                )
+            h = system.flat_state
+            return [
+                sp.Add(*[(hj - sp.Float(repr(float(y)), 17)) ** 2 for hj, y in zip(h, row)]) for row in self.targets
+            ]
+        exprs = self.expr
+        if isinstance(exprs, str | sp.Basic):
+            one = _expression(exprs, system, "loss.expr")
+            return [one] * n_times
+        exprs = list(exprs)
+        if len(exprs) != n_times:
+            raise InvalidModelError(f"loss.expr has {len(exprs)} expressions for {n_times} observation times")
+        return [_expression(e, system, f"loss.expr[{i}]") for i, e in enumerate(exprs)]
+
+
+@dataclass(frozen=True)
+class CallableLoss(Loss):
+    """A loss given as Python functions of the observed states.
+
+    Parameters
+    ----------
+    value : callable ``(states, theta) -> float``
+        ``states`` has shape (len(times), n), ``theta`` is the flat parameter vector.
+    gradient : callable ``(states, theta) -> (d_states, d_theta)``
+        The partial derivatives, shapes (len(times), n) and (n_params,).
+    times : sequence of float, optional
+        Observation times; by default only ``t1``.
+    """
+
+    value: Callable = field(repr=False)
+    gradient: Callable = field(repr=False)
+    times: tuple | None = None
+
+    def observation_times(self, t1: float) -> np.ndarray:
+        return np.array([float(t1)]) if self.times is None else np.asarray(self.times, dtype=float)

@@ -1,0 +1,260 @@
+"""Turn user text into SymPy expressions through a whitelist, never through ``eval``.
+
+SymPy's ``sympify`` and ``parse_expr`` call ``eval`` underneath, so they must never see
+user text.  Instead the text is parsed by Python's :mod:`ast` (which only builds a tree,
+it executes nothing), every node is checked against a whitelist, and the SymPy
+expression is built node by node from declared symbols and whitelisted functions.
+
+Bounded on purpose: text length, node count, nesting depth, integer size and constant
+exponents, so that ``"x**10**10**10"`` is refused instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+
+import sympy as sp
+
+from ..errors import UnsupportedExpressionError
+
+MAX_TEXT_LENGTH = 20_000
+MAX_NODES = 5_000
+MAX_DEPTH = 100
+MAX_INTEGER_DIGITS = 30
+MAX_ABS_EXPONENT = 64
+
+
+def _sigmoid(x: sp.Expr) -> sp.Expr:
+    return 1 / (1 + sp.exp(-x))
+
+
+def _softplus(x: sp.Expr) -> sp.Expr:
+    return sp.log(1 + sp.exp(x))
+
+
+#: Functions a user expression may call, by the name it calls them with.
+FUNCTIONS: dict[str, Callable[..., sp.Expr]] = {
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "tan": sp.tan,
+    "asin": sp.asin,
+    "acos": sp.acos,
+    "atan": sp.atan,
+    "arctan": sp.atan,
+    "sinh": sp.sinh,
+    "cosh": sp.cosh,
+    "tanh": sp.tanh,
+    "exp": sp.exp,
+    "log": sp.log,
+    "sqrt": sp.sqrt,
+    "erf": sp.erf,
+    "sigmoid": _sigmoid,
+    "softplus": _softplus,
+    "abs": sp.Abs,
+    "Abs": sp.Abs,
+    "sign": sp.sign,
+    "max": sp.Max,
+    "Max": sp.Max,
+    "min": sp.Min,
+    "Min": sp.Min,
+}
+
+#: Named constants; a declared symbol of the same name wins.
+CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi}
+
+_BINARY = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+}
+
+
+def parse_expression(
+    text: str,
+    symbols: Mapping[str, sp.Basic],
+    *,
+    where: str = "expression",
+) -> sp.Expr:
+    """Parse ``text`` into a SymPy expression over the declared ``symbols``.
+
+    Parameters
+    ----------
+    text : str
+        Arithmetic in Python syntax: ``+ - * / **``, numbers, declared names,
+        whitelisted function calls (:data:`FUNCTIONS`) and integer subscripts of
+        declared matrix symbols (``W[0, 1]``, ``h[2]``).
+    symbols : mapping of str to sympy.Symbol or sympy.MatrixSymbol
+        The names the text may use.
+    where : str
+        How to name this text in error messages, e.g. ``"rhs[1]"``.
+
+    Returns
+    -------
+    sympy.Expr
+
+    Raises
+    ------
+    UnsupportedExpressionError
+        For syntax errors, unknown names, anything outside the whitelist, or text
+        beyond the size bounds; the message names the offending piece.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y")
+    >>> parse_expression("x**2 + sin(y)", {"x": x, "y": y})
+    x**2 + sin(y)
+    """
+    if not isinstance(text, str):
+        raise UnsupportedExpressionError(f"{where}: expected a string, got {type(text).__name__} {text!r}")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise UnsupportedExpressionError(
+            f"{where}: expression is {len(text)} characters long; the limit is {MAX_TEXT_LENGTH}"
+        )
+    if not text.strip():
+        raise UnsupportedExpressionError(f"{where}: expression is empty")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (RecursionError, MemoryError):
+        raise UnsupportedExpressionError(f"{where}: cannot parse: expression nests too deeply") from None
+    except (SyntaxError, ValueError) as exc:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        detail = getattr(exc, "msg", None) or str(exc)
+        raise UnsupportedExpressionError(f"{where}: cannot parse {shown!r}: {detail}") from None
+    builder = _Builder(symbols, where, text)
+    builder.count(tree)
+    return builder.build(tree.body, depth=0)
+
+
+class _Builder:
+    def __init__(self, symbols: Mapping[str, sp.Basic], where: str, text: str) -> None:
+        self.symbols = dict(symbols)
+        self.where = where
+        self.text = text
+
+    def fail(self, what: str) -> UnsupportedExpressionError:
+        shown = self.text if len(self.text) <= 80 else self.text[:77] + "..."
+        return UnsupportedExpressionError(f"{self.where}: {what} in {shown!r}")
+
+    def count(self, tree: ast.AST) -> None:
+        """Bound the size, and refuse dunder names wherever they stand, before building."""
+        n = 0
+        for node in ast.walk(tree):
+            n += 1
+            name = getattr(node, "id", None) or getattr(node, "attr", None)
+            if isinstance(name, str) and name.startswith("__"):
+                raise self.fail(f"dunder name {name!r} is not allowed")
+        if n > MAX_NODES:
+            raise self.fail(f"expression has {n} nodes; the limit is {MAX_NODES}")
+
+    def build(self, node: ast.AST, depth: int) -> sp.Expr:
+        if depth > MAX_DEPTH:
+            raise self.fail(f"expression nests deeper than {MAX_DEPTH} levels")
+        method = getattr(self, "_" + type(node).__name__, None)
+        if method is None:
+            raise self.fail(f"{_describe(node)} is not allowed")
+        return method(node, depth + 1)
+
+    def _Constant(self, node: ast.Constant, depth: int) -> sp.Expr:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(f"constant {value!r} is not a number")
+        if isinstance(value, int):
+            if len(str(abs(value))) > MAX_INTEGER_DIGITS:
+                raise self.fail(f"integer literal with more than {MAX_INTEGER_DIGITS} digits")
+            return sp.Integer(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise self.fail(f"non-finite number {value!r}")
+        return sp.Float(repr(value), 17)
+
+    def _Name(self, node: ast.Name, depth: int) -> sp.Expr:
+        name = node.id
+        if name.startswith("__"):
+            raise self.fail(f"dunder name {name!r} is not allowed")
+        if name in self.symbols:
+            return self.symbols[name]
+        if name in CONSTANTS:
+            return CONSTANTS[name]
+        if name in FUNCTIONS:
+            raise self.fail(f"function {name!r} used without a call")
+        known = ", ".join(sorted(self.symbols)) or "none"
+        raise self.fail(f"unknown symbol {name!r} (declared: {known})")
+
+    def _UnaryOp(self, node: ast.UnaryOp, depth: int) -> sp.Expr:
+        operand = self.build(node.operand, depth)
+        if isinstance(node.op, ast.USub):
+            return -operand
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        raise self.fail(f"operator {type(node.op).__name__} is not allowed")
+
+    def _BinOp(self, node: ast.BinOp, depth: int) -> sp.Expr:
+        if isinstance(node.op, ast.Pow):
+            return self._power(node, depth)
+        if type(node.op) not in _BINARY:
+            raise self.fail(f"operator {type(node.op).__name__} is not allowed")
+        # A long sum a + b + c + ... is a left-leaning chain in the tree; walk it
+        # iteratively so that its length is not mistaken for nesting depth.
+        chain: list[tuple[type, ast.AST]] = []
+        while isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            chain.append((type(node.op), node.right))
+            node = node.left
+        result = self.build(node, depth)
+        for op, right in reversed(chain):
+            result = _BINARY[op](result, self.build(right, depth))
+        return result
+
+    def _power(self, node: ast.BinOp, depth: int) -> sp.Expr:
+        base = self.build(node.left, depth)
+        exponent = self.build(node.right, depth)
+        if exponent.is_number and abs(exponent) > MAX_ABS_EXPONENT:
+            raise self.fail(f"exponent {exponent} exceeds the limit of {MAX_ABS_EXPONENT}")
+        # Constant folding like 10**60 would create huge integers; keep it bounded.
+        constant = base.is_number and exponent.is_number and abs(base) > 1 and abs(exponent) > 1
+        if constant and float(abs(exponent)) * float(sp.log(abs(base), 10)) > 300:
+            raise self.fail(f"constant power {base}**{exponent} is too large")
+        return base**exponent
+
+    def _Call(self, node: ast.Call, depth: int) -> sp.Expr:
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(f"call of {_describe(node.func)} is not allowed")
+        name = node.func.id
+        if name not in FUNCTIONS or name in self.symbols:
+            raise self.fail(f"function {name!r} is not allowed (allowed: {', '.join(sorted(FUNCTIONS))})")
+        if node.keywords:
+            raise self.fail(f"keyword arguments in call of {name!r} are not allowed")
+        if not node.args or any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(f"call of {name!r} needs plain positional arguments")
+        args = [self.build(arg, depth) for arg in node.args]
+        try:
+            return FUNCTIONS[name](*args)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(f"bad arguments to {name!r}: {exc}") from None
+
+    def _Subscript(self, node: ast.Subscript, depth: int) -> sp.Expr:
+        target = self.build(node.value, depth)
+        if not isinstance(target, sp.MatrixSymbol):
+            raise self.fail(f"subscript of {target} which is not a matrix symbol")
+        index = node.slice
+        items = index.elts if isinstance(index, ast.Tuple) else [index]
+        values = []
+        for item in items:
+            if not (isinstance(item, ast.Constant) and type(item.value) is int):
+                raise self.fail("subscripts must be integer literals")
+            values.append(item.value)
+        rows, cols = target.shape
+        if len(values) == 1 and cols == 1:
+            values.append(0)
+        if len(values) != 2 or not (0 <= values[0] < rows and 0 <= values[1] < cols):
+            raise self.fail(f"index {tuple(values)} out of range for {target} of shape {target.shape}")
+        return target[values[0], values[1]]
+
+
+def _describe(node: ast.AST) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"attribute access '.{node.attr}'"
+    if isinstance(node, ast.Lambda):
+        return "lambda"
+    return f"syntax {type(node).__name__}"
