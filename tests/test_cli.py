@@ -314,9 +314,9 @@ def test_check_exit_code_follows_the_verdict(monkeypatch, capsys, ok: bool, code
 
 def test_derivations_outside_a_checkout_says_where_it_looked(tmp_path: Path, monkeypatch, capsys) -> None:
     """An installed wheel has no derivations/ folder: exit 2 with the place it looked."""
-    import adjoint_sym.cli.app as cli_main
+    import adjoint_sym.cli.derivations as cli_main
 
-    monkeypatch.setattr(cli_main, "__file__", str(tmp_path / "site-packages" / "adjoint_sym" / "cli" / "app.py"))
+    monkeypatch.setattr(cli_main, "__file__", str(tmp_path / "site-packages" / "adjoint_sym" / "cli" / "derivations.py"))
     assert cli.main(["derivations", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert "derivations/ folder was not found at" in err and "ship with the source repository" in err
@@ -330,7 +330,7 @@ def test_derivations_quick_run(tmp_path: Path) -> None:
 
 
 def test_derivations_calls_the_runner(tmp_path: Path, monkeypatch, capsys) -> None:
-    import adjoint_sym.cli.app as cli_main
+    import adjoint_sym.cli.derivations as cli_main
 
     calls = []
     fake = types.ModuleType("_runner")
