@@ -4,7 +4,8 @@
 method                         backward pass
 =============================  ===========================================================
 :class:`BacksolveAdjoint`      Algorithm 1 of Chen et al.: one backward solve of ``[h, a,
-                               a_theta, a_t]``, re-integrating ``h`` from ``h(t1)``.
+                               a_theta, a_t]`` per observation segment, re-integrating ``h``
+                               from the forward state at the segment's end.
                                Constant memory, but unreliable when the backward flow is
                                unstable (stiff, dissipative or chaotic systems): the
                                re-integrated ``h`` drifts (``stats["backsolve_drift"]``).
@@ -188,10 +189,11 @@ class _BacksolveSegments(_SolvingSegments):
         self.stats["backsolve_drift"] = 0.0
 
     def cross(self, start, end, state, h_start):
-        if self.h is None:  # the first segment starts from the forward h(t1)
-            self.h = np.asarray(h_start).copy()
-        else:
+        if self.h is not None:  # how far the re-integrated h drifted over the segment just crossed
             self._drift(h_start)
+        # Restart from the forward state kept at each observation time (as torchdiffeq and
+        # JAX do): the drift of one segment does not carry into the next.
+        self.h = np.asarray(h_start).copy()
         rate, theta, n, f = self.vjp.backsolve_rate, self.theta, self.n, self.problem.kernels.f.fn
 
         def rhs(t, y):
