@@ -35,7 +35,7 @@ example spec (a problem spec plus a [claim] table):
 
 
 def cmd_verify_derivation(args: argparse.Namespace, progress: Progress) -> int:
-    spec, settings = load(args, progress)
+    spec, _ = load(args, progress)
     if spec.claim is None:
         raise InvalidModelError(f"{spec.source}: no [claim] table; state the derivation's pieces under [claim]")
     progress.step(f"deciding the claimed pieces of {spec.name}")
