@@ -10,7 +10,8 @@ The order matters for honesty and for time:
 2. **Proof.**  Otherwise the residual is simplified in stages of growing cost: ``expand``;
    ``cancel`` (a decision procedure for rational functions); the same after rewriting
    trigonometric and hyperbolic functions as exponentials (which settles identities such
-   as ``sin^2 + cos^2 = 1`` or ``1 - tanh^2 = 1/cosh^2``); and last ``simplify``.  Each
+   as ``sin^2 + cos^2 = 1`` or ``1 - tanh^2 = 1/cosh^2``; a second form expands the
+   exponentials of sums first, for half-angle identities); and last ``simplify``.  Each
    stage runs under a wall-clock budget (``SIGALRM`` in the main thread; elsewhere only the
    first three stages, and only below a size bound), since simplifying a large expression
    can take unbounded time.  A stage reaching zero proves the claim: it *holds*.
@@ -108,6 +109,10 @@ def _stages(allow_simplify: bool) -> list[tuple[str, Callable[[sp.Expr], sp.Expr
         ("cancel (rational functions)", lambda r: sp.cancel(sp.together(r))),
         (
             "trigonometric and hyperbolic identities (rewritten as exponentials, then cancel)",
+            lambda r: sp.cancel(sp.together(r.rewrite(sp.exp))),
+        ),
+        (
+            "trigonometric and hyperbolic identities (exponentials expanded and combined, then cancel)",
             lambda r: sp.cancel(sp.powsimp(sp.expand(r.rewrite(sp.exp)))),
         ),
     ]

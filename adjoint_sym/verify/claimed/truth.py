@@ -122,8 +122,8 @@ def _loss_pieces(read: ReadClaim, piece: str, one) -> list[Comparison]:
     claimed = read.pieces[piece].exprs
     rows = problem.loss.targets if isinstance(problem.loss, ObservationLoss) else None
 
-    def read_at(i: int, exprs) -> tuple:
-        subs = {} if rows is None else dict(zip(names.target_entries, (sp.Float(float(v), 17) for v in rows[i])))
+    def read_at(i: int, exprs) -> tuple:  # targets as the loss writes them (ObservationLoss.expressions)
+        subs = {} if rows is None else dict(zip(names.target_entries, (sp.Float(repr(float(v)), 17) for v in rows[i])))
         return tuple(e.xreplace(subs) for e in exprs)
 
     def grad(i: int) -> tuple:
