@@ -12,9 +12,9 @@ script measures time.
 
 from __future__ import annotations
 
-import common  # noqa: F401 - one BLAS thread before numpy loads
-
 import time
+
+import common  # noqa: F401 - one BLAS thread before numpy loads
 
 from adjoint_sym import FinalLoss, ObservationLoss, ODESystem, Problem, verify_derivation
 
