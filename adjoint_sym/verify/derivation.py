@@ -170,9 +170,7 @@ def _decide_piece(read: ReadClaim, piece: str, draws, runner: Runner, budget: fl
         comp, failing = next((c, d) for c, d in decisions if d.holds is False)
         diagnosis = failing.diagnosis
         counterexample = {"point": _point(comp, failing), **_gradient_counterexample(read, piece, runner, rng)}
-        how = "counterexample: the residual is nonzero at a point" + (
-            "; the integrated claim is rejected by the references" if "gradient" in counterexample else ""
-        )
+        how = "counterexample: nonzero at a point" + ("; gradient rejected" if "gradient" in counterexample else "")
     elif holds is True:
         how = max((d.how for _, d in decisions), key=_stage_rank)
     else:

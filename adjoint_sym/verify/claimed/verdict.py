@@ -112,7 +112,7 @@ class DerivationVerdict:
 
     def text(self) -> str:
         """A plain-text table, then each counterexample."""
-        rows = [("piece", "states", "verdict", "how", "diagnosis")]
+        rows = [("piece", "claims", "verdict", "how", "diagnosis")]
         rows += [(p.piece, MEANING[p.piece], p.verdict, p.how, p.diagnosis or "") for p in self.pieces]
         widths = [max(len(r[k]) for r in rows) for k in range(4)]
         lines = [f"derivation {self.name}: {_WORD[self.holds]} ({self.seconds:.2f} s)"]
