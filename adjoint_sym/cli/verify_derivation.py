@@ -76,7 +76,7 @@ def register(sub, common: argparse.ArgumentParser, solver: argparse.ArgumentPars
     fmt.add_argument("--markdown", action="store_true", help="a Markdown table of the pieces")
     fmt.add_argument("--latex", action="store_true", help="a LaTeX tabular of the pieces")
     p.add_argument("--points", type=int, default=12, help="points the pieces are compared at (default 12)")
-    p.add_argument("--budget", type=float, default=1.0, help="seconds of simplification per piece (default 1)")
+    p.add_argument("--budget", type=float, default=1.0, help="CPU seconds of simplification per piece (default 1)")
     p.set_defaults(func=cmd_verify_derivation)
 
 

@@ -66,7 +66,7 @@ def verify_derivation(
     points : int
         Points at which claimed and correct pieces are compared numerically.
     budget : float
-        Seconds of symbolic simplification allowed per comparison.
+        Seconds of CPU time of symbolic simplification allowed per comparison.
     rtol, atol : float
         Tolerances of the integrated claim and of the references.
     seed : int

@@ -12,9 +12,10 @@ The order matters for honesty and for time:
    trigonometric and hyperbolic functions as exponentials (which settles identities such
    as ``sin^2 + cos^2 = 1`` or ``1 - tanh^2 = 1/cosh^2``; a second form expands the
    exponentials of sums first, for half-angle identities); and last ``simplify``.  Each
-   stage runs under a wall-clock budget (``SIGALRM`` in the main thread; elsewhere only the
-   first three stages, and only below a size bound), since simplifying a large expression
-   can take unbounded time.  A stage reaching zero proves the claim: it *holds*.
+   stage runs under a budget of CPU time (``SIGPROF`` in the main thread; elsewhere only the
+   cheap stages, and only below a size bound), since simplifying a large expression can
+   take unbounded time; CPU time, so that a verdict does not depend on the machine's load.
+   A stage reaching zero proves the claim: it *holds*.
 3. Neither: **undecided**, saying that no point disagreed and no stage reached zero.
 """
 
@@ -60,21 +61,28 @@ class _OutOfTime(Exception):
 
 @contextmanager
 def time_limit(seconds: float):
-    """Raise :class:`_OutOfTime` inside the block after ``seconds``; yields whether it can."""
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+    """Raise :class:`_OutOfTime` inside the block after ``seconds`` of this process's CPU time.
+
+    CPU time (``ITIMER_PROF``), not wall time: a verdict must not depend on how loaded the
+    machine is.  Yields whether it can interrupt (only the main thread receives signals).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if seconds <= 0 or not main or not hasattr(signal, "setitimer") or not hasattr(signal, "SIGPROF"):
         yield False
         return
 
     def expired(signum, frame):
         raise _OutOfTime
 
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGPROF, expired)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield True
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        try:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+        finally:  # even if the alarm fired just now, the caller's handler comes back
+            signal.signal(signal.SIGPROF, previous)
 
 
 def _value(expr: sp.Expr, subs: dict) -> complex | None:
@@ -124,32 +132,36 @@ def _stages(allow_simplify: bool) -> list[tuple[str, Callable[[sp.Expr], sp.Expr
 def prove_zero(residual: Sequence[sp.Expr], budget: float) -> tuple[str | None, tuple[sp.Expr, ...]]:
     """The first stage that reduces every component to zero (or None), and the smallest form seen."""
     shown = [sp.expand(r) for r in residual]
-    deadline = time.perf_counter() + budget
+    deadline = time.process_time() + budget
     pending = [i for i, r in enumerate(shown) if r != 0]
     if not pending:
         return "expand", tuple(shown)
     ops = max(sp.count_ops(shown[i]) for i in pending)
-    with time_limit(budget) as timed:
-        allow = timed and ops <= MAX_SIMPLIFY_OPS
-        if not timed and ops > MAX_UNTIMED_OPS:
-            return None, tuple(shown)
-        try:
-            for name, stage in _stages(allow)[1:]:
-                for i in list(pending):
-                    reduced = stage(residual[i])
-                    if sp.count_ops(reduced) < sp.count_ops(shown[i]):
-                        shown[i] = reduced
-                    if reduced == 0:
-                        pending.remove(i)
-                if not pending:
-                    return name, tuple(shown)
-                if time.perf_counter() > deadline:
-                    break
-        except _OutOfTime:
-            pass
-        except (RecursionError, NotImplementedError, TypeError, ValueError, AttributeError):
-            pass  # a SymPy stage that cannot handle the expression proves nothing either way
-    return None, tuple(shown)
+    proved = None
+    try:  # the alarm may fire anywhere inside, the context manager's own lines included
+        with time_limit(budget) as timed:
+            if timed or ops <= MAX_UNTIMED_OPS:
+                proved = _run_stages(residual, shown, pending, timed and ops <= MAX_SIMPLIFY_OPS, deadline)
+    except _OutOfTime:
+        pass
+    except (RecursionError, NotImplementedError, TypeError, ValueError, AttributeError):
+        pass  # a SymPy stage that cannot handle the expression proves nothing either way
+    return proved, tuple(shown)
+
+
+def _run_stages(residual, shown: list, pending: list, allow_simplify: bool, deadline: float) -> str | None:
+    for name, stage in _stages(allow_simplify)[1:]:
+        for i in list(pending):
+            reduced = stage(residual[i])
+            if sp.count_ops(reduced) < sp.count_ops(shown[i]):
+                shown[i] = reduced
+            if reduced == 0:
+                pending.remove(i)
+        if not pending:
+            return name
+        if time.process_time() > deadline:
+            return None
+    return None
 
 
 def decide(comparison: Comparison, points: Sequence[dict], budget: float) -> Decision:
