@@ -153,6 +153,17 @@ def test_a_wrong_piece_that_does_not_move_the_given_problem_is_looked_for_elsewh
     assert grad["quantity"] == "dL/da"
 
 
+def test_claimed_equations_that_blow_up_are_rejected_with_the_reason():
+    # da/dt = -300 k a_x grows like exp(150 t) backward in time: past float range over [0, 30]
+    prob = Problem(DECAY, [1.0], {"k": 0.5}, 0.0, 30.0, FinalLoss("x"))
+    verdict = verify_derivation(prob, adjoint=["-300*k*a_x"])
+    piece = verdict["adjoint"]
+    assert piece.holds is False and piece.counterexample["point"] is not None
+    assert "could not be integrated on the given and 3 perturbed problems" in piece.counterexample["note"]
+    assert verdict.experiment["agrees"] is False and verdict.experiment["error"]
+    assert "could not be integrated" in verdict.text()
+
+
 def test_undecided_is_said_and_never_called_a_proof():
     # cos q = 1 - 2 sin^2(q/2) needs the exponential stage; 1e-4 s of budget cannot reach it
     verdict = verify_derivation(PEND_PROB, adjoint=["a_p*(g/l)*(1 - 2*sin(q/2)**2)", "-a_q"], budget=1e-4)

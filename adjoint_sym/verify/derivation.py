@@ -218,11 +218,13 @@ def _point(comp: Comparison, d: Decision) -> dict:
 def _gradient_counterexample(read: ReadClaim, piece: str, runner: Runner, rng) -> dict:
     """The first of the given and a few perturbed problems on which the isolated piece is rejected."""
     claimed = frozenset({piece})
+    failures = []
     for k, problem in enumerate(perturbed(read.problem, rng, SEARCH_PROBLEMS)):
         try:
             rejection = runner.judge(problem, claimed, AFFECTS[piece])
-        except SolverFailedError:
-            continue  # a perturbed problem the solver cannot integrate exposes nothing: try the next
+        except SolverFailedError as exc:
+            failures.append(str(exc))  # a problem the claimed equations cannot be integrated on: try the next
+            continue
         if not rejection.agrees:
             return {
                 "gradient": {
@@ -233,6 +235,11 @@ def _gradient_counterexample(read: ReadClaim, piece: str, runner: Runner, rng) -
                     "deviation": rejection.deviation,
                 }
             }
+    if len(failures) == SEARCH_PROBLEMS + 1:
+        return {
+            "note": f"no gradient to compare: the claimed equations could not be integrated on the given and "
+            f"{SEARCH_PROBLEMS} perturbed problems ({failures[0]})"
+        }
     return {
         "note": f"no gradient rejected on the given and {SEARCH_PROBLEMS} perturbed problems: "
         "the wrong piece does not move this problem's gradient beyond the tolerance"
@@ -251,9 +258,9 @@ def _whole_claim(read: ReadClaim, runner: Runner) -> dict | None:
     blocks = ("dh0", "dtheta", "dt0", "dt1")
     try:
         r = runner.judge(problem, frozenset(read.pieces), blocks)
-    except SolverFailedError as exc:
-        return {"agrees": False, "problem": "the given problem", "error": str(exc), "reference": "forward",
-                "quantity": "", "claimed": float("nan"), "value": float("nan"), "deviation": float("inf")}  # fmt: skip
+    except SolverFailedError as exc:  # the claimed equations blow up: that is a rejection too, with the reason
+        failed = {"quantity": "", "claimed": float("nan"), "value": float("nan"), "deviation": float("inf")}
+        return {"problem": "the given problem", "reference": "forward", **failed, "agrees": False, "error": str(exc)}
     return {
         "problem": "the given problem",
         "reference": "forward",

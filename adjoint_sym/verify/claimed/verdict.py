@@ -193,6 +193,8 @@ def _describe_counterexample(ce: dict) -> str:
 
 
 def _describe_experiment(exp: dict) -> str:
+    if "error" in exp:
+        return f"the claimed equations could not be integrated on {exp['problem']}: {exp['error']}"
     verdict = "agrees with" if exp["agrees"] else "is rejected by"
     return (
         f"{verdict} the {exp['reference']} reference on {exp['problem']} (worst {exp['quantity']}: "
