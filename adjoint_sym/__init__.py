@@ -31,6 +31,9 @@ _LAZY = {
     "taylor_test": "reference.taylor",
     "check_gradient_function": "testing.gradient_function",
     "load_spec": "cli.spec",
+    "verify_derivation": "verify.derivation",
+    "DerivationVerdict": "verify.claimed.verdict",
+    "PieceVerdict": "verify.claimed.verdict",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
@@ -40,6 +43,7 @@ __all__ = [
     "AdjointSymError",
     "AugmentedSystem",
     "CallableLoss",
+    "DerivationVerdict",
     "FinalLoss",
     "Gradient",
     "GradientMismatchError",
@@ -47,6 +51,7 @@ __all__ = [
     "Loss",
     "ODESystem",
     "ObservationLoss",
+    "PieceVerdict",
     "Problem",
     "Report",
     "SolverFailedError",
@@ -62,4 +67,5 @@ __all__ = [
     "methods",
     "parse_expression",
     "taylor_test",
+    "verify_derivation",
 ]

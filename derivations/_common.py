@@ -1,6 +1,7 @@
 """Shared pieces of the adjoint derivations (not a derivation itself: the runner skips ``_*.py``).
 
-The test problems, and a backward integration of ``[a, a_theta, a_t]`` whose terminal
+The claimed derivations of ``corpus/`` decided through :func:`adjoint_sym.verify_derivation`
+(:func:`corpus_checks`), the test problems, and a backward integration of ``[a, a_theta, a_t]`` whose terminal
 values and dynamics sign are *parameters*, so that each premise of the note (a sign
 convention, a missing terminal value) can be run as stated and compared with the
 complex-step reference of :func:`adjoint_sym.gradient`.
@@ -8,11 +9,14 @@ complex-step reference of :func:`adjoint_sym.gradient`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from _claims import Check
 
-from adjoint_sym import FinalLoss, Problem, gradient
+from adjoint_sym import FinalLoss, Problem, gradient, load_spec, verify_derivation
 from adjoint_sym.adjoint import (
     AdjointState,
     InterpolatingAdjoint,
@@ -159,3 +163,30 @@ def dLdh_at(problem: Problem, fwd: SolveResult, t: float) -> np.ndarray:
     """``dL/dh(t)`` by complex step: restart the problem at ``t`` from the forward state there."""
     sub = Problem(problem.system, fwd.sol(t), problem.params, t, problem.t1, problem.loss)
     return reference(sub).dh0
+
+
+#: The claimed derivations (problem spec + ``[claim]``) of published statements, the note's among them.
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+def corpus_checks(name: str, overrides: Mapping | None = None) -> list[Check]:
+    """Each piece of ``corpus/<name>`` (with ``overrides`` replacing pieces: a premise) decided by
+    :func:`adjoint_sym.verify_derivation`, as one :class:`~_claims.Check` per piece.
+
+    A piece that holds passes.  A failing piece means the claim is ``incomplete`` when what
+    fails is a missing value (the diagnosis says "missing"), else ``wrong``; an undecided
+    piece is not a proof, so its check fails too (as ``wrong``, and says it was undecided).
+    """
+    spec = load_spec(CORPUS / name)
+    verdict = verify_derivation(spec.problem, {**spec.claim, **dict(overrides or {})})
+    checks = []
+    for piece in verdict.pieces:
+        missing = piece.diagnosis is not None and "missing" in piece.diagnosis
+        detail = piece.how + (f"; {piece.diagnosis}" if piece.diagnosis else "")
+        grad = (piece.counterexample or {}).get("gradient")
+        if grad:
+            refs = ", ".join(f"{m} {v:.6g}" for m, v in grad["references"].items())
+            detail += f"; {grad['quantity']} = {grad['claimed']:.6g} from the claim vs {refs}"
+        name_ = f"verify_derivation, corpus/{name}: {piece.piece} = {', '.join(piece.claimed)}"
+        checks.append(Check(name_, piece.holds is True, detail, failure="incomplete" if missing else "wrong"))
+    return checks

@@ -327,7 +327,10 @@ def test_derivations_outside_a_checkout_says_where_it_looked(tmp_path: Path, mon
 def test_derivations_quick_run(tmp_path: Path) -> None:
     result = run(["derivations", "--out", str(tmp_path / "d"), "--quick"])
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)
+    on_disk = json.loads((tmp_path / "d" / "verdicts.json").read_text())
+    lines = result.stdout.splitlines()  # a table, one line per claim, not the JSON
+    assert lines[0].split() == ["claim", "verdict", "correct", "statement"]
+    assert [line.split()[:2] for line in lines[1 : 1 + len(on_disk)]] == [[c, v["verdict"]] for c, v in on_disk.items()]
 
 
 def test_derivations_calls_the_runner(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -335,11 +338,12 @@ def test_derivations_calls_the_runner(tmp_path: Path, monkeypatch, capsys) -> No
 
     calls = []
     fake = types.ModuleType("_runner")
-    fake.run_all = lambda out, quick: calls.append((out, quick)) or {"claim_1": {"verdict": True}}
+    verdicts = {"claim_1": {"verdict": "exact", "correct_statement": "s"}}
+    fake.run_all = lambda out, quick, progress=None: calls.append((out, quick)) or verdicts
     monkeypatch.setattr(cli_main, "_derivations_runner", lambda: fake)
     assert cli.main(["derivations", "--out", str(tmp_path / "d"), "--quick"]) == 0
     assert calls == [(tmp_path / "d", True)]
-    assert json.loads(capsys.readouterr().out) == {"claim_1": {"verdict": True}}
+    assert capsys.readouterr().out.splitlines()[1].split() == ["claim_1", "exact", "s"]
     assert (tmp_path / "d").is_dir()
 
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import AdjointSymError, GradientMismatchError, SolverFailedError
-from . import compute, derivations, derive, report
+from . import compute, derivations, derive, report, verify_derivation
 from .common import (
     EXIT_CODES,
     EXIT_INVALID,
@@ -37,7 +37,7 @@ from .common import (
 from .derive import derive_text
 
 #: The commands, in the order ``--help`` lists them; each module adds its own parser.
-COMMANDS = (derive, compute, report, derivations)
+COMMANDS = (derive, compute, report, derivations, verify_derivation)
 
 
 def build_parser() -> argparse.ArgumentParser:
