@@ -39,9 +39,14 @@ from ..numeric.problem import Problem
 from ..numeric.second_order import HessianVectorProduct, direction_vector
 from ..numeric.solve import check_solver, integrate
 from ..symbolic.jvp import jvp
-from ..symbolic.second_order import SecondOrderAdjoint
+from ..symbolic.second_order import SecondOrderAdjoint, check_twice_differentiable
 from ..symbolic.system import ODESystem
 from .backward import AdjointState, Observations, Segments, sweep
+
+
+def _entries(block: sp.Basic) -> list[sp.Basic]:
+    """Scalar entries of explicit matrices; a matrix expression as itself (searched as a tree)."""
+    return list(block) if isinstance(block, sp.MatrixBase) else [block]
 
 
 def _slots(block: sp.Basic) -> tuple:
@@ -67,6 +72,7 @@ class SecondOrderKernels:
         self.system = system
         self.equations = SecondOrderAdjoint.of(system, running_cost=running_cost)
         eq = self.equations
+        check_twice_differentiable([*_entries(eq.rhs_lam), *(e for b in eq.rhs_mu for e in _entries(b))], "the rhs")
         self.n, self.n_params = system.n, system.n_params
         self._time = scalar_argument(system.t)
         self._z = Argument("z", (*tuple(system.state), *_slots(eq.s)))
@@ -121,6 +127,7 @@ def loss_curvature_kernel(system: ODESystem, expr: sp.Expr) -> Kernel:
     s_entries = list(eq.s.as_explicit()) if isinstance(eq.s, sp.MatrixSymbol) else list(eq.s)
     moves = dict(zip(system.flat_state, s_entries)) | dict(zip(system.params, eq.v_theta))
     outputs = [jvp(grad_h, moves), *(jvp(b, moves) for b in blocks)]
+    check_twice_differentiable([e for out in outputs for e in _entries(out)], "the loss")
     args = [
         scalar_argument(system.t),
         Argument("h", tuple(system.state)),

@@ -30,6 +30,7 @@ from ..numeric.compile import Argument, Kernel, compile_kernel, scalar_argument
 from ..numeric.loss import CallableLoss, ObservationLoss
 from ..numeric.problem import Problem
 from ..numeric.solve import check_solver, integrate
+from ..symbolic.second_order import check_twice_differentiable
 from ..symbolic.system import ODESystem
 
 #: ``n m^2`` above which the dense Hessian is refused (the joint solve would be slow).
@@ -80,6 +81,7 @@ def rhs_hessian_kernel(system: ODESystem) -> Kernel:
     """``(t, h, theta) -> f_ww``, shape ``(n, n + p, n + p)``, entry by entry."""
     plain, to_plain, back = _flat_variables(system)
     blocks = [_hessian_entries(e, plain, to_plain, back) for e in system.explicit_rhs]
+    check_twice_differentiable([e for b in blocks for e in b], "the rhs")
     w = len(plain)
     return compile_kernel("rhs_hessian", _arguments(system), blocks, output_shape=(system.n, w, w))
 
@@ -89,9 +91,9 @@ def loss_hessian_kernel(system: ODESystem, expr: sp.Expr) -> Kernel:
     """``(t, h, theta) -> Phi_ww``, shape ``(n + p, n + p)``, entry by entry."""
     plain, to_plain, back = _flat_variables(system)
     w = len(plain)
-    return compile_kernel(
-        "loss_hessian", _arguments(system), [_hessian_entries(expr, plain, to_plain, back)], output_shape=(w, w)
-    )
+    hessian = _hessian_entries(expr, plain, to_plain, back)
+    check_twice_differentiable(list(hessian), "the loss")
+    return compile_kernel("loss_hessian", _arguments(system), [hessian], output_shape=(w, w))
 
 
 def _loss_hessians(problem: Problem, states: np.ndarray) -> np.ndarray:

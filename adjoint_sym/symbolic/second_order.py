@@ -197,6 +197,22 @@ def hamiltonian_gradient(system: ODESystem, a: sp.Basic, running_cost: sp.Expr |
     return d_h, d_theta
 
 
+def check_twice_differentiable(exprs, where: str) -> None:
+    """Refuse second derivatives that contain ``DiracDelta``: the Hessian does not exist.
+
+    ``Abs``, ``sign``, ``Max``, ``Min`` and ``Heaviside`` have derivatives that jump, so
+    their second derivatives are Dirac deltas at the kinks; a trajectory that crosses one
+    picks up a finite contribution no pointwise formula can give.
+    """
+    for expr in exprs:
+        if isinstance(expr, sp.Basic) and expr.has(sp.DiracDelta):
+            raise InvalidModelError(
+                f"the second derivatives of {where} contain DiracDelta (from abs, sign, max, min or Heaviside): "
+                "the Hessian jumps where the trajectory crosses a kink; use a smooth surrogate "
+                "(softplus for max(x, 0), sqrt(x**2 + c) for abs(x))"
+            )
+
+
 def _check_running_cost(system: ODESystem, g: object) -> sp.Expr:
     try:
         g = sp.sympify(g, strict=True)
@@ -248,4 +264,4 @@ def _blocks(blocks: list, system: ODESystem) -> tuple | sp.ImmutableMatrix:
     return tuple(blocks)
 
 
-__all__ = ["SecondOrderAdjoint", "hamiltonian_gradient", "tangent_symbols"]
+__all__ = ["SecondOrderAdjoint", "check_twice_differentiable", "hamiltonian_gradient", "tangent_symbols"]
