@@ -17,7 +17,7 @@ from .common import EXIT_CODES, EXIT_MISMATCH, EXIT_OK, Progress, formatter, jso
 DIRECTION_HELP = (
     "the direction v over (h0, theta): numbers in the order [h0, theta] (theta flattened in the order the "
     'params are declared, matrices row-major), e.g. "--direction 1 0 0.5" or "1,0,0.5"; a JSON object '
-    '\'{"dh0": [1, 0], "dparams": {"k": 0.5}}\' (missing entries are zero); or "random" (seeded, each entry '
+    '\'{"dh0": [1, 0], "dparams": {"k": 0.5}}\' (missing entries are zero) or a JSON array; or "random" (seeded, each entry '
     "scaled by its input's size)"
 )
 
@@ -25,7 +25,8 @@ METHODS = ("adjoint", "complex-step", "finite-difference", "forward-hessian")
 
 
 def parse_direction(tokens: Sequence[str]) -> list[float] | dict | str:
-    """The ``--direction`` tokens as a flat list, a mapping, or ``"random"``.
+    """The ``--direction`` tokens as a flat list, a mapping, or ``"random"`` (checked later
+    against the problem by :func:`~adjoint_sym.numeric.second_order.direction_vector`).
 
     Examples
     --------
@@ -37,14 +38,11 @@ def parse_direction(tokens: Sequence[str]) -> list[float] | dict | str:
     text = " ".join(tokens).strip()
     if text == "random":
         return text
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):  # a JSON object (by name) or array (flat)
         try:
-            value = json.loads(text)
+            return json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidModelError(f"--direction: not valid JSON ({exc.msg} at character {exc.pos})") from None
-        if not isinstance(value, dict):
-            raise InvalidModelError("--direction: a JSON direction must be an object with 'dh0' and 'dparams'")
-        return value
     numbers = []
     for piece in text.replace(",", " ").split():
         try:
