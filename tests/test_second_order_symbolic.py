@@ -185,3 +185,12 @@ def test_matrix_level_printing_stays_matrix_level():
     latex = so.latex()
     assert r"\frac{d \lambda_{h}}{d t}" in latex and r"v_{W}^{T}" in latex and "W_{0, 0}" not in latex
     assert "dmu_W/dt" in so.text()
+
+
+def test_the_docs_show_the_derivation_as_it_is_printed_today():
+    """The rendered block of docs/how-to/second-order.md is the live output, not a stale copy."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "how-to" / "second-order.md").read_text(encoding="utf-8")
+    block = page.split("$$\n")[1].strip()
+    assert block == SecondOrderAdjoint.of(lotka_volterra()).latex(environment="aligned")
