@@ -18,7 +18,7 @@ DIRECTION_HELP = (
     "the direction v over (h0, theta): numbers in the order [h0, theta] (theta flattened in the order the "
     'params are declared, matrices row-major), e.g. "--direction 1 0 0.5" or "1,0,0.5"; a JSON object '
     '\'{"dh0": [1, 0], "dparams": {"k": 0.5}}\' (missing entries are zero) or a JSON array; '
-    "or \"random\" (seeded, each entry scaled by its input's size)"
+    'or "random" (seeded, each entry scaled by its input\'s size)'
 )
 
 METHODS = ("adjoint", "complex-step", "finite-difference", "forward-hessian")
