@@ -71,6 +71,10 @@ def cmd_derive(args: argparse.Namespace, progress: Progress) -> int:
     progress.step(f"reading and validating {args.spec}")
     spec = load_spec(args.spec)
     progress.step("deriving the adjoint")
+    if args.order == 2:  # the second-order adjoint lives with the hvp command
+        from .hvp import print_second_order
+
+        return print_second_order(spec.system, args)
     if args.latex:
         print(spec.system.adjoint(form=args.form).latex())
     elif args.markdown:
@@ -99,4 +103,5 @@ def register(sub, common: argparse.ArgumentParser, solver: argparse.ArgumentPars
     style.add_argument("--latex", action="store_true", help="an amsmath align block")
     style.add_argument("--markdown", action="store_true", help="Markdown with $$ display maths")
     p.add_argument("--form", choices=("vjp", "jacobian"), default="vjp", help="how a^T df/d. is formed")
+    p.add_argument("--order", type=int, choices=(1, 2), default=1, help="2: tangent system and second-order adjoint")
     p.set_defaults(func=cmd_derive)
