@@ -98,6 +98,16 @@ def arbiter_gradient(
         ``method == "arbiter"``; ``stats`` has ``steps``, ``order``, ``digits``,
         ``growth`` (``max_i ||dh(t_i)/dh0||_2``) and ``accuracy``.
 
+    Raises
+    ------
+    InvalidModelError
+        For a problem beyond the bounds, options out of range, a :class:`CallableLoss`,
+        or a pole or branch point on the trajectory (``1/x``, ``sqrt(x)``, ``log(x)`` at 0).
+    UnsupportedExpressionError
+        For a function without a Taylor expansion here (``Abs``, ``Max`` ...).
+    SolverFailedError
+        After ``max_steps`` steps.
+
     Examples
     --------
     >>> from adjoint_sym import ODESystem, Problem, FinalLoss
@@ -109,13 +119,8 @@ def arbiter_gradient(
     _check_bounds(problem, digits, order, tolerance, max_steps)
     started = _time.perf_counter()
     with mp.workdps(digits):
-        try:
-            expansion = _Expansion(problem, order, mp.mpf(tolerance), max_steps)
-            g, loss, growth = expansion.gradient()
-        except (ZeroDivisionError, ValueError) as exc:
-            raise InvalidModelError(
-                f"arbiter: {exc}; the Taylor series does not exist there, use 'forward' or 'finite-difference'"
-            ) from None
+        expansion = _Expansion(problem, order, mp.mpf(tolerance), max_steps)
+        g, loss, growth = expansion.gradient()
     stats = {
         "steps": expansion.steps,
         "order": order,

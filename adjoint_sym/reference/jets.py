@@ -17,7 +17,8 @@ caller (``mp.dps``), so nothing rounds to double on the way.
 Only analytic operations are accepted: ``+``, ``*``, integer powers (repeated products,
 so ``x**2`` expands at ``x = 0``), real powers and ``log`` of a non-zero argument, and
 ``exp, log, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, erf``.  Anything else
-(``Abs``, ``Max``, ``Piecewise`` ...) raises :class:`UnsupportedExpressionError` naming it.
+(``Abs``, ``Max``, ``Piecewise`` ...) raises :class:`UnsupportedExpressionError` naming it,
+and a pole or branch point reached by the trajectory :class:`InvalidModelError`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ import sympy as sp
 from mpmath import mp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from ..errors import UnsupportedExpressionError
+from ..errors import InvalidModelError, UnsupportedExpressionError
+
+_REMEDY = "use the 'forward' or 'finite-difference' reference for this problem"
+
+
+def _no_series(what: str) -> InvalidModelError:
+    return InvalidModelError(f"arbiter: {what}, so there is no Taylor series there; {_REMEDY}")
 
 
 class _Node:
@@ -108,7 +115,7 @@ class _Reciprocal(_Node):
         a = self.a
         if k == 0:
             if a.c[0] == 0:
-                raise ZeroDivisionError("division by an expression that is zero on the trajectory")
+                raise _no_series("a denominator is zero on the trajectory")
             self.c.append(1 / a.c[0])
         else:
             self.c.append(-mpmath.fdot([a.at(j) for j in range(1, k + 1)], self.c[k - 1 :: -1]) / a.c[0])
@@ -125,7 +132,7 @@ class _RealPower(_Node):
         a, p = self.a, self.p
         if k == 0:
             if a.c[0] == 0:
-                raise ValueError(f"a real power (**{p}) is not analytic at 0, and the trajectory reaches 0")
+                raise _no_series(f"a real power (**{mpmath.nstr(p, 6)}) of an expression that is 0 on the trajectory")
             self.c.append(mpmath.power(a.c[0], p))
         else:
             weights = [(p * j - k + j) * a.at(j) for j in range(1, k + 1)]
@@ -152,7 +159,7 @@ class _Log(_Node):
         a = self.a
         if k == 0:
             if a.c[0] == 0:
-                raise ValueError("log is not analytic at 0, and the trajectory reaches 0")
+                raise _no_series("log of an expression that is 0 on the trajectory")
             self.c.append(mpmath.log(a.c[0]))
         else:
             inner = mpmath.fdot([j * self.c[j] for j in range(1, k)], [a.at(k - j) for j in range(1, k)]) / k
@@ -300,7 +307,7 @@ class Jet:
         if isinstance(e, sp.Symbol | MatrixElement):
             if e in self._constants:
                 return self._const(self._constants[e])
-            raise UnsupportedExpressionError(f"the symbol {e} has no value in the arbiter's expansion")
+            raise UnsupportedExpressionError(f"the symbol {e} has neither a value nor a series in the arbiter")
         if isinstance(e, sp.Add):
             return self._add(_Add([self._build(a) for a in e.args]))
         if isinstance(e, sp.Mul):
@@ -363,7 +370,7 @@ class Jet:
             return self._add(_Chain(self._build(x), self._build(derivative(x)), value))
         raise UnsupportedExpressionError(
             f"the arbiter cannot expand {kind.__name__} (in {e}) in a Taylor series: it is not analytic or not "
-            "supported; use the 'forward' or 'complex-step' reference for this problem"
+            f"supported; {_REMEDY}"
         )
 
 
