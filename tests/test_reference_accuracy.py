@@ -19,11 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from adjoint_sym import FinalLoss, ObservationLoss, ODESystem, Problem
+from adjoint_sym import FinalLoss, InvalidModelError, ObservationLoss, ODESystem, Problem, SolverFailedError
+from adjoint_sym.errors import UnsupportedExpressionError
 from adjoint_sym.reference.arbiter import arbiter_gradient
-from adjoint_sym.reference.inputs import input_scale
+from adjoint_sym.reference.inputs import input_scale, input_vector, trajectory
 from adjoint_sym.reference.taylor import gradient_vector
+from adjoint_sym.strategies import problems, systems
 from adjoint_sym.verify.routes import gradient
 
 #: The tolerance model's constant (adjoint_sym.verify.tolerance): two decades of global
@@ -159,7 +163,7 @@ ZOO = [
         [1.0, 0.2],
         [-1.0, -800.0],
         0.0,
-        2.0,
+        1.0,
         "x**2 + y",
         _stiff,
     ),
@@ -303,3 +307,113 @@ def test_finite_difference_claim_grows_with_the_truncation_it_measures():
     fine = gradient(c.problem, "finite-difference")
     assert measured_error(c, coarse) > 100 * measured_error(c, fine)
     assert measured_error(c, coarse) <= coarse.stats["accuracy"] <= 10 * measured_error(c, coarse)
+
+
+# -- the arbiter certifies the references on drawn problems ------------------------------
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(problems(systems=systems(dim=st.integers(1, 2))))
+def test_the_arbiter_certifies_every_reference_on_drawn_problems(prob):
+    # The arbiter is exact to double precision (its own claim, ~1e-15); each reference
+    # must then sit within its claim of it: complex step and finite differences within
+    # tau (their claims are error bounds; measured at most 0.7 tau over 40 draws), forward
+    # sensitivities within the checker's C kappa tau.
+    try:
+        arbiter = arbiter_gradient(prob)
+    except (InvalidModelError, SolverFailedError):
+        assume(False)  # too large or too stiff for Taylor series: the bounds refused it
+    exact = gradient_vector(prob, arbiter)
+    s = input_scale(prob, trajectory(prob, input_vector(prob), solver="DOP853", rtol=1e-10, atol=1e-12))
+    top = np.max(s * np.abs(exact))
+    kappa = arbiter.stats["growth"]
+    for method in ("complex-step", "finite-difference", "forward"):
+        g = gradient(prob, method)
+        err = np.max(s * np.abs(gradient_vector(prob, g) - exact))
+        tau = g.stats["accuracy"] + arbiter.stats["accuracy"]
+        bound = tau if method != "forward" else C * kappa * tau
+        assert err <= bound * top, f"{method}: {err / top:.3g} of the largest entry, claimed {bound:.3g}"
+
+
+# -- the arbiter's bounds and refusals ----------------------------------------------------
+
+
+def _arbiter_problem(rhs, h0=(1.0,), t1=1.0, loss="x", params=()):
+    system = ODESystem.from_strings(["x"], list(params), "t", [rhs])
+    return Problem(system, list(h0), {p: 0.5 for p in params}, 0.0, t1, FinalLoss(loss))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"order": 3}, "order must be between 4 and 40, got 3"),
+        ({"digits": 10}, "digits must be between 20 and 60, got 10"),
+        ({"tolerance": 1e-40}, r"tolerance must lie in \[1e-25, 1e-12\) for 30 digits, got 1e-40"),
+        ({"max_steps": 0}, "max_steps must be between 1 and 400000, got 0"),
+    ],
+)
+def test_arbiter_options_out_of_range_are_refused(options, message):
+    with pytest.raises(InvalidModelError, match=message):
+        arbiter_gradient(_arbiter_problem("-x"), **options)
+
+
+def test_arbiter_refuses_large_problems_and_callable_losses():
+    from adjoint_sym import CallableLoss
+    from adjoint_sym.builders import neural_ode
+
+    wide = Problem(neural_ode(7), np.zeros(7), np.zeros(56), 0.0, 1.0, FinalLoss("h[0]"))
+    with pytest.raises(InvalidModelError, match=r"7 states and 56 parameters make 455 entries.*at most 6 states"):
+        arbiter_gradient(wide)
+    many = Problem(neural_ode(5), np.zeros(5), np.zeros(30), 0.0, 1.0, FinalLoss("h[0]"))
+    with pytest.raises(InvalidModelError, match=r"185 entries of \[h, S\].*160 entries\); use 'forward'"):
+        arbiter_gradient(many)
+    system = ODESystem.from_strings(["x"], [], "t", ["-x"])
+    loss = CallableLoss(lambda s, th: float(s[0, 0]), lambda s, th: (np.ones_like(s), np.zeros(0)))
+    with pytest.raises(InvalidModelError, match="symbolic losses only; a CallableLoss has no expression"):
+        arbiter_gradient(Problem(system, [1.0], {}, 0.0, 1.0, loss))
+
+
+def test_arbiter_stops_after_max_steps_naming_the_remedy():
+    with pytest.raises(SolverFailedError, match=r"more than 2 Taylor steps before t = 10.*stiff.*max_steps"):
+        arbiter_gradient(case("oscillator over 10").problem, max_steps=2)
+
+
+@pytest.mark.parametrize(
+    ("rhs", "h0", "error", "message"),
+    [
+        ("-abs(x)", 1.0, UnsupportedExpressionError, "real-analytic functions only.*Abs in the right-hand side"),
+        ("sqrt(x)", 0.0, InvalidModelError, r"a real power \(\*\*0.5\) of an expression that is 0"),
+        ("log(x)", 0.0, InvalidModelError, "log of an expression that is 0 on the trajectory"),
+        ("1/(x - 1)", 1.0, InvalidModelError, "a denominator is zero on the trajectory"),
+    ],
+)
+def test_arbiter_refuses_what_has_no_taylor_series(rhs, h0, error, message):
+    with pytest.raises(error, match=message):
+        arbiter_gradient(_arbiter_problem(rhs, h0=(h0,)))
+
+
+def test_jet_refuses_a_symbol_without_value_or_series_and_unknown_functions():
+    from adjoint_sym.reference.jets import Jet
+
+    x, y = sp.symbols("x y")
+    with pytest.raises(UnsupportedExpressionError, match="the symbol y has neither a value nor a series"):
+        Jet([x + y], [x], {})
+    with pytest.raises(UnsupportedExpressionError, match=r"cannot expand sign \(in sign\(x\)\)"):
+        Jet([sp.sign(x)], [x], {})
+
+
+def test_arbiter_expands_every_supported_function():
+    # Each function's series, through the ODE x' = g(t) with x(0) = 0 so x(1) = int_0^1 g:
+    # the arbiter's dL/dt1 is g(1) itself, against mpmath evaluating g directly.
+    import mpmath
+
+    for text, value in [
+        ("sin(t)*cos(t)", mpmath.sin(1) * mpmath.cos(1)),
+        ("tan(t/2) + tanh(t)", mpmath.tan(0.5) + mpmath.tanh(1)),
+        ("sinh(t) + cosh(t)", mpmath.e),
+        ("asin(t/2) + acos(t/2) + atan(t)", mpmath.pi / 2 + mpmath.pi / 4),
+        ("erf(t) + log(1 + t) + (1 + t)**(1/3)", mpmath.erf(1) + mpmath.log(2) + mpmath.cbrt(2)),
+        ("1/(2 + t)**3 + exp(-t)", mpmath.mpf(1) / 27 + mpmath.exp(-1)),
+    ]:
+        g = arbiter_gradient(_arbiter_problem(text, h0=(0.0,)))
+        assert g.dt1 == pytest.approx(float(value), rel=1e-15, abs=1e-15), text

@@ -45,10 +45,11 @@ import numpy as np
 import sympy as sp
 from mpmath import mp
 
-from ..errors import InvalidModelError, SolverFailedError
+from ..errors import InvalidModelError, SolverFailedError, UnsupportedExpressionError
 from ..numeric.loss import CallableLoss
 from ..numeric.problem import Problem
 from ..numeric.result import Gradient
+from .complex_step import non_analytic_functions
 from .inputs import gradient_from_vector
 from .jets import Jet
 
@@ -139,6 +140,13 @@ def _check_bounds(problem: Problem, digits: int, order: int, tolerance: float, m
     components = n * (n + p + 2)
     if isinstance(problem.loss, CallableLoss):
         raise InvalidModelError("the arbiter expands symbolic losses only; a CallableLoss has no expression")
+    bad = non_analytic_functions(problem)
+    if bad:
+        names = "; ".join(f"{fn} in {where}" for where, fn in bad)
+        raise UnsupportedExpressionError(
+            f"the arbiter expands real-analytic functions only, but the problem uses {names}; use 'forward' or "
+            "'finite-difference'"
+        )
     if n > MAX_STATES or components > MAX_COMPONENTS:
         raise InvalidModelError(
             f"the arbiter is for small problems: {n} states and {p} parameters make {components} entries of "
