@@ -94,7 +94,7 @@ def claim_adjoint_sign(sign: int = -1, quick: bool = False) -> tuple[Claim, dict
         e_h = relative_error(sign * a0, ref.dh0)
         e_theta = relative_error(a_theta0_num + term.dLdtheta_explicit, ref.dtheta)
         t_mid = 0.5 * (prob.t0 + prob.t1)
-        e_mid = relative_error(sign * back.result.sol(t_mid)[: prob.system.n], dLdh_at(prob, fwd, t_mid))
+        e_mid = relative_error(sign * back.path(t_mid)[: prob.system.n], dLdh_at(prob, fwd, t_mid))
         experiment += [
             Check(f"{label}: {_pm(sign)}a(t0) vs complex-step dL/dh0", e_h < AGREE, f"relative deviation {e_h:.1e}"),
             Check(

@@ -26,7 +26,7 @@ from _common import AGREE, ATOL, RTOL, backward, dLdh_at, forward_tight, problem
 from adjoint_sym import AugmentedSystem, ODESystem, gradient
 from adjoint_sym.builders import neural_ode
 from adjoint_sym.identities import augmented_adjoint_is_three_blocks
-from adjoint_sym.numeric.solve import integrate
+from adjoint_sym.numeric import integrate
 
 #: A small non-autonomous scalar system for the entry-wise symbolic checks.
 _TOY = ODESystem.from_strings(
@@ -117,7 +117,7 @@ def claim_augmented_meaning(a_t_terminal_sign: int = 1, quick: bool = False) -> 
         _, a_theta0, a_t0 = back.at_t0()
         times = np.linspace(prob.t0, prob.t1, 3 if quick else 5)
         n = prob.system.n
-        e_a = max(relative_error(back.result.sol(tt)[:n], dLdh_at(prob, fwd, float(tt))) for tt in times[:-1])
+        e_a = max(relative_error(back.path(tt)[:n], dLdh_at(prob, fwd, float(tt))) for tt in times[:-1])
         e_a = max(e_a, relative_error(term.dLdh1, dLdh_at(prob, fwd, prob.t1)))
         e_theta0 = relative_error(a_theta0, ref.dtheta)
         e_theta1 = relative_error(term.dLdtheta_explicit, ref.dtheta)

@@ -19,7 +19,7 @@ from scipy.linalg import expm
 
 from adjoint_sym import AugmentedSystem, FinalLoss, Problem
 from adjoint_sym.builders import linear_system, neural_ode
-from adjoint_sym.numeric.solve import forward
+from adjoint_sym.numeric import forward
 
 #: Order tolerance of a fitted log-log slope (see euler_and_resnets.py).
 ORDER_SLACK = 0.15

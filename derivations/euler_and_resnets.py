@@ -20,7 +20,7 @@ from _claims import Check, Claim, as_results, figure_saver, leading_term, measur
 
 from adjoint_sym import FinalLoss, ODESystem, Problem
 from adjoint_sym.builders import neural_ode
-from adjoint_sym.numeric.solve import forward, integrate
+from adjoint_sym.numeric import forward, integrate
 
 #: Order tolerance: a fitted log-log slope over step halvings deviates from the
 #: asymptotic order by the next term of the error series, a few hundredths here.

@@ -201,18 +201,26 @@ class _Backprop:
             )
 
     def _explicit(self, node: sp.MatrixBase, c: sp.Basic) -> None:
+        # One pass over each entry's own atoms: asking every variable of every entry
+        # (``entry.has(v)``) costs n^2 for a system of n states, almost all misses when the
+        # system is sparse (chemistry, discretized PDEs).
         c = _explicit(c)
-        for v in self.scalar_vars:
-            if node.has(v):
-                self.acc[v].append(sp.Add(*[ci * ni.diff(v) for ci, ni in zip(c, node) if ni.has(v)]))
-        for m in self.matrix_vars:
-            if node.has(m):
-                rows, cols = m.shape
-                grad = [
-                    [sp.Add(*[ci * ni.diff(m[i, j]) for ci, ni in zip(c, node)]) for j in range(cols)]
-                    for i in range(rows)
-                ]
-                self.acc[m].append(sp.ImmutableMatrix(grad))
+        scalar_terms: dict[Variable, list[sp.Basic]] = {v: [] for v in self.scalar_vars}
+        matrix_terms: dict[sp.MatrixSymbol, dict[tuple[int, int], list[sp.Basic]]] = {}
+        for ci, ni in zip(c, node):
+            for atom in ni.atoms(sp.Symbol, MatrixElement):
+                if atom in scalar_terms:
+                    scalar_terms[atom].append(ci * ni.diff(atom))
+                elif isinstance(atom, MatrixElement) and atom.parent in self.matrix_vars:
+                    slot = matrix_terms.setdefault(atom.parent, {}).setdefault((int(atom.i), int(atom.j)), [])
+                    slot.append(ci * ni.diff(atom))
+        for v, terms in scalar_terms.items():
+            if terms:
+                self.acc[v].append(sp.Add(*terms))
+        for m, grads in matrix_terms.items():
+            rows, cols = m.shape
+            entries = [sp.Add(*grads.get((i, j), ())) for i in range(rows) for j in range(cols)]
+            self.acc[m].append(sp.ImmutableMatrix(rows, cols, entries))
 
     def _matmul(self, node: sp.MatMul, c: sp.Basic) -> None:
         coeff, mats = node.as_coeff_matrices()

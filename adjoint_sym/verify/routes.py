@@ -8,6 +8,7 @@ dispatch by name lives here; the top level re-exports :func:`gradient` and :func
 from __future__ import annotations
 
 from ..adjoint.gradient import ADJOINT_METHODS, IMPLICIT, adjoint_gradient
+from ..adjoint.methods import AdjointMethod
 from ..discrete import backprop_gradient
 from ..errors import InvalidModelError
 from ..numeric.problem import Problem
@@ -25,7 +26,7 @@ def methods() -> tuple[str, ...]:
 
 def gradient(
     problem: Problem,
-    method: str = "adjoint",
+    method: str | AdjointMethod = "adjoint",
     *,
     solver: str = "DOP853",
     rtol: float = 1e-8,
@@ -38,9 +39,10 @@ def gradient(
     Parameters
     ----------
     problem : Problem
-    method : str
+    method : str or AdjointMethod
         An adjoint (``"adjoint"`` (default, the most robust), ``"interpolating"``,
-        ``"backsolve"``, ``"quadrature"``) or a reference (``"forward"``,
+        ``"backsolve"``, ``"quadrature"``, or an instance such as
+        ``BacksolveAdjoint(adjoint_rtol=1e-10)``) or a reference (``"forward"``,
         ``"complex-step"``, ``"finite-difference"``, ``"backprop"``).
     solver : str
         A ``solve_ivp`` method: ``"DOP853"``, ``"RK45"``, ``"RK23"``, or for stiff
@@ -78,7 +80,7 @@ def gradient(
         return fast_gradient(problem, rtol=rtol, atol=atol, method=method)
     if backend != "default":
         raise InvalidModelError(f"unknown backend {backend!r}; choose 'default' or 'fast'")
-    if method in ADJOINT_METHODS:
+    if isinstance(method, AdjointMethod) or method in ADJOINT_METHODS:
         return adjoint_gradient(problem, method=method, solver=solver, rtol=rtol, atol=atol, **options)
     if method in ROUTES:
         return ROUTES[method](problem, solver=solver, rtol=rtol, atol=atol, **options)
