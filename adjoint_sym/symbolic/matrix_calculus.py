@@ -312,20 +312,21 @@ class _Tangent:
 
     def __init__(self, tangents: dict[Variable, sp.Basic]) -> None:
         self.tangents = tangents
-        self.scalar_vars = [v for v in tangents if not isinstance(v, sp.MatrixSymbol)]
-        self.matrix_vars = [v for v in tangents if isinstance(v, sp.MatrixSymbol)]
 
     def depends(self, node: sp.Basic) -> bool:
         return any(node.has(v) for v in self.tangents)
 
     def scalar(self, e: sp.Expr) -> sp.Expr:
-        """The tangent of a scalar expression: its entry-wise derivatives times the tangents."""
-        terms = [e.diff(v) * self.tangents[v] for v in self.scalar_vars if e.has(v)]
-        for m in self.matrix_vars:
-            if e.has(m):
-                dm = self.tangents[m]
-                rows, cols = m.shape
-                terms += [e.diff(m[i, j]) * dm[i, j] for i in range(rows) for j in range(cols) if e.has(m[i, j])]
+        """The tangent of a scalar expression: its entry-wise derivatives times the tangents.
+
+        One pass over the expression's own atoms, one derivative per variable it contains.
+        """
+        terms = []
+        for atom in sorted(e.atoms(sp.Symbol, MatrixElement), key=sp.default_sort_key):
+            if atom in self.tangents and not isinstance(atom, sp.MatrixSymbol):
+                terms.append(e.diff(atom) * self.tangents[atom])
+            elif isinstance(atom, MatrixElement) and atom.parent in self.tangents:
+                terms.append(e.diff(atom) * self.tangents[atom.parent][int(atom.i), int(atom.j)])
         return sp.Add(*terms)
 
     def of(self, node: sp.Basic) -> sp.Basic | None:
