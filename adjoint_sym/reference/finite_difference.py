@@ -101,14 +101,17 @@ def central_differences(
     g = np.empty(len(x))
     err = np.empty(len(x))
     for j in range(len(x)):
-        values = []
+        values: list[float] = []
+        quotients: dict[float, float] = {}  # D(delta/2) serves both E(delta) and E(delta/2)
 
-        def quotient(delta, j=j, values=values):
-            e = np.zeros(len(x))
-            e[j] = delta
-            up, down = fun(x + e), fun(x - e)
-            values.extend([up, down])
-            return (up - down) / (2 * delta)
+        def quotient(delta, j=j, values=values, quotients=quotients):
+            if delta not in quotients:
+                e = np.zeros(len(x))
+                e[j] = delta
+                up, down = fun(x + e), fun(x - e)
+                values.extend([up, down])
+                quotients[delta] = (up - down) / (2 * delta)
+            return quotients[delta]
 
         def estimate(delta):  # D(delta), or its Richardson extrapolation with D(delta/2)
             d = quotient(delta)
