@@ -190,7 +190,10 @@ class _Writer:
     def dynamics(self) -> Section:
         s, system = self.s, self.adj.system
         named = s.abbreviations
-        lines = [s.eq(s.sym(z), s.expr(shorten(arg, {k: v for k, v in named.items() if k != arg}))) for arg, z in named.items()]
+        lines = [
+            s.eq(s.sym(z), s.expr(shorten(arg, {k: v for k, v in named.items() if k != arg})))
+            for arg, z in named.items()
+        ]
         if system.is_matrix_level:
             lines.append(s.eq(s.ddt(s.sym(system.state[0])), s.expr(shorten(system.rhs, s.abbreviations))))
         else:
@@ -256,7 +259,8 @@ class _Writer:
                     lines.append(s.eq(s.ddt(s.entry(s.sym(symbol), i, j)), s.expr(r)))
             else:
                 lines.append(s.eq(s.ddt(s.sym(symbol)), s.expr(shorten(rhs, s.abbreviations))))
-        title = f"Augmented adjoint ({self.adj.form} form), integrated backward from {self.n.end.plain} to {self.n.start.plain}"
+        ends = f"{self.n.end.plain} to {self.n.start.plain}"
+        title = f"Augmented adjoint ({self.adj.form} form), integrated backward from {ends}"
         return Section(title, tuple(lines))
 
     def _d_ell_dh(self, index: str | None) -> str:
@@ -288,7 +292,9 @@ class _Writer:
         d = s.evaluated(self._d_ell_dh("i"), self.ti)
         jump = s.eq(s.at(self.a, minus), s.at(self.a, plus) + " + " + d) + self._explicit_d_h("i")
         jump_t = s.eq(s.at(self.a_t, minus), s.at(self.a_t, plus) + " - " + self._motion("i", self.ti))
-        jump_t += s.sep + s.words("at each observation time, from the last; ") + self.a_theta + s.words(" does not jump")
+        jump_t += (
+            s.sep + s.words("at each observation time, from the last; ") + self.a_theta + s.words(" does not jump")
+        )
         return Section("Terminal values and jumps at the observation times", (start, jump, jump_t))
 
     def _motion(self, index: str | None, t: str) -> str:
@@ -336,13 +342,15 @@ class _Writer:
         for k in terms.explicit_params:
             p = s.sym(self.adj.system.params[k])
             symbol = s.sym(self.adj.a_theta[k])
-            line = s.eq(s.total(self.L, p), s.at(symbol, self.t0) + " + " + self._sum(s.evaluated(s.partial(ell, p), where)))
+            line = s.eq(
+                s.total(self.L, p), s.at(symbol, self.t0) + " + " + self._sum(s.evaluated(s.partial(ell, p), where))
+            )
             lines.append(line + s.sep + s.partial(ell, p) + " = " + s.expr(terms.d_theta[0][k]))
         return lines
 
     def _explicit_time(self, ell: str) -> str:
         s, terms = self.s, self.terms
-        if terms.form == "given" or terms.form == "per time" and terms.explicit_time:
+        if terms.form == "given" or (terms.form == "per time" and terms.explicit_time):
             return ""
         value = s.expr(terms.d_t[0]) if terms.form == "expression" and terms.explicit_time else "0"
         return s.sep + s.partial(ell, self.t) + " = " + value

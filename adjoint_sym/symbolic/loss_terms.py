@@ -83,7 +83,9 @@ class LossTerms:
     @property
     def explicit_params(self) -> list[int]:
         """Indices of the parameters the summands depend on explicitly."""
-        return [k for k in range(len(self.d_theta[0]) if self.d_theta else 0) if any(_nonzero(d[k]) for d in self.d_theta)]
+        return [
+            k for k in range(len(self.d_theta[0]) if self.d_theta else 0) if any(_nonzero(d[k]) for d in self.d_theta)
+        ]
 
     @property
     def explicit_time(self) -> bool:
@@ -117,7 +119,9 @@ def _terms(system: ODESystem, loss: object) -> LossTerms:
     if loss is None:
         return LossTerms(final=True, form="given")
     if isinstance(loss, str):
-        return LossTerms.of(system, [parse_expression(loss, system.symbol_table(), where="loss")], final=True, form="expression")
+        return LossTerms.of(
+            system, [parse_expression(loss, system.symbol_table(), where="loss")], final=True, form="expression"
+        )
     if isinstance(loss, sp.Basic):
         return LossTerms.of(system, [loss], final=True, form="expression")
     times = getattr(loss, "times", None)

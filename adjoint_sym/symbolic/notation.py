@@ -52,7 +52,12 @@ CANDIDATES: dict[str, tuple[Name, ...]] = {
     "rhs": (_n("f"), _n("F"), _n("g"), _n("rhs", r"\mathrm{rhs}")),
     "loss": (_n("L"), _n("J"), _n("Phi", r"\Phi"), _n("loss", r"\mathcal{L}")),
     "ell": (_n("l", r"\ell"), _n("ell", r"\ell"), _n("varphi", r"\varphi"), _n("term", r"\mathrm{term}")),
-    "params": (_n("theta", r"\theta"), _n("vartheta", r"\vartheta"), _n("Theta", r"\Theta"), _n("params", r"\mathrm{params}")),
+    "params": (
+        _n("theta", r"\theta"),
+        _n("vartheta", r"\vartheta"),
+        _n("Theta", r"\Theta"),
+        _n("params", r"\mathrm{params}"),
+    ),
     "state": (_n("h"), _n("u"), _n("X"), _n("state", r"\mathrm{state}")),
     "adjoint": (_n("a"), _n("lambda", r"\lambda"), _n("mu", r"\mu"), _n("p"), _n("adj", r"\mathrm{adj}")),
     "pre": (_n("z"), _n("s"), _n("q"), _n("pre", r"\mathrm{pre}")),

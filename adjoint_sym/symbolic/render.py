@@ -14,8 +14,9 @@ Examples
 >>> from adjoint_sym import ODESystem
 >>> decay = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
 >>> lines = adjoint_latex(decay.adjoint(), loss="x**2 + k").splitlines()
->>> print(next(line for line in lines if line.startswith(r"\\frac{d L}{d k}")))
-\\frac{d L}{d k} &= a_{k}(t_{0}) + \\left. \\frac{\\partial \\ell}{\\partial k} \\right|_{t_{1}}, \\quad \\frac{\\partial \\ell}{\\partial k} = 1 \\\\
+>>> print(next(line for line in lines if line.startswith(r"\\frac{d L}{d k}")).replace(r"\\quad", "\n"))
+\\frac{d L}{d k} &= a_{k}(t_{0}) + \\left. \\frac{\\partial \\ell}{\\partial k} \\right|_{t_{1}},
+ \\frac{\\partial \\ell}{\\partial k} = 1 \\\\
 """
 
 from __future__ import annotations
