@@ -14,9 +14,11 @@ Examples
 >>> from adjoint_sym import ODESystem
 >>> decay = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
 >>> lines = adjoint_latex(decay.adjoint(), loss="x**2 + k").splitlines()
->>> print(next(line for line in lines if line.startswith(r"\\frac{d L}{d k}")).replace(r"\\quad", "\n"))
+>>> line = next(line for line in lines if line.startswith(r"\\frac{d L}{d k}"))
+>>> print(line.split(r" \\quad ")[0])
 \\frac{d L}{d k} &= a_{k}(t_{0}) + \\left. \\frac{\\partial \\ell}{\\partial k} \\right|_{t_{1}},
- \\frac{\\partial \\ell}{\\partial k} = 1 \\\\
+>>> print(line.split(r" \\quad ")[1])
+\\frac{\\partial \\ell}{\\partial k} = 1 \\\\
 """
 
 from __future__ import annotations
