@@ -196,9 +196,8 @@ def adjoint_path(
         pieces_y.append(values)
     y_all = np.real(np.concatenate(pieces_y))
     explicit = np.real(np.asarray(observations.loss.d_theta, dtype=complex))
-    return AdjointPath(
-        t=np.concatenate(pieces_t), a=y_all[:, :n], a_theta=y_all[:, n : n + p], a_t=y_all[:, -1], explicit_theta=explicit
-    )
+    t_all = np.concatenate(pieces_t)
+    return AdjointPath(t_all, y_all[:, :n], y_all[:, n : n + p], y_all[:, -1], explicit_theta=explicit)
 
 
 def parameter_entry_names(problem: Problem) -> list[str]:

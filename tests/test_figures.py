@@ -78,7 +78,12 @@ FIGURES = {
         Problem(
             two_layer(2, 2),
             [0.5, -0.3],
-            {"W1": [[0.3, -0.2], [0.1, 0.4]], "b1": [[0.1], [0.0]], "W2": [[0.5, 0.2], [-0.3, 0.1]], "b2": [[0.0], [0.1]]},
+            {
+                "W1": [[0.3, -0.2], [0.1, 0.4]],
+                "b1": [[0.1], [0.0]],
+                "W2": [[0.5, 0.2], [-0.3, 0.1]],
+                "b2": [[0], [0.1]],
+            },
             0.0,
             2.0,
             FinalLoss("h[0]**2 + h[1]"),
@@ -123,7 +128,8 @@ def test_adjoint_figure_marks_the_complete_dL_dtheta():
     g = gradient(prob, rtol=1e-10, atol=1e-12)
     assert float(marker.get_xdata()[0]) == prob.t0
     # dL/dc = 1 exactly (c is only in the loss); the adjoint solve adds nothing to it
-    assert float(marker.get_ydata()[0]) == pytest.approx(g.dparams["c"], abs=1e-12) and g.dparams["c"] == pytest.approx(1)
+    assert float(marker.get_ydata()[0]) == pytest.approx(g.dparams["c"], abs=1e-12)
+    assert g.dparams["c"] == pytest.approx(1)
     assert "dL/dtheta at t0" in [t.get_text() for t in ax_theta.get_legend().get_texts()]
 
 
