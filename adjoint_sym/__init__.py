@@ -23,6 +23,7 @@ _LAZY = {
     "Problem": "numeric.problem",
     "gradient": "verify.routes",
     "methods": "verify.routes",
+    "value_and_grad": "verify.routes",
     "check": "verify.checker",
     "compare": "verify.checker",
     "assert_gradients_agree": "verify.checker",
@@ -62,4 +63,5 @@ __all__ = [
     "methods",
     "parse_expression",
     "taylor_test",
+    "value_and_grad",
 ]
