@@ -8,7 +8,10 @@ dispatch by name lives here; the top level re-exports :func:`gradient` and :func
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import sympy as sp
@@ -26,6 +29,42 @@ from ..symbolic.trace import trace_loss
 
 #: Every non-adjoint route by name: the continuous references, then the discrete counterpart.
 ROUTES = {**REFERENCES, "backprop": backprop_gradient}
+
+
+#: Callbacks told when a gradient starts and ends (progress lines of the command line).
+_OBSERVERS: ContextVar[tuple[Callable[[str, str, float | None], None], ...]] = ContextVar(
+    "adjoint_sym_gradient_observers", default=()
+)
+
+
+@contextmanager
+def observing(callback: Callable[[str, str, float | None], None]) -> Iterator[None]:
+    """Within the block, every :func:`gradient` calls ``callback(event, method, seconds)``.
+
+    ``event`` is ``"start"`` (``seconds`` None) or ``"done"`` (the wall time); ``check``
+    and ``compare`` compute through :func:`gradient`, so their progress shows too.
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, FinalLoss
+    >>> prob = Problem(ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"]), [1.0], {"k": 0.5}, 0.0, 1.0,
+    ...                FinalLoss("x"))
+    >>> seen = []
+    >>> with observing(lambda event, method, seconds: seen.append((event, method))):
+    ...     _ = gradient(prob, "forward")
+    >>> seen
+    [('start', 'forward'), ('done', 'forward')]
+    """
+    token = _OBSERVERS.set((*_OBSERVERS.get(), callback))
+    try:
+        yield
+    finally:
+        _OBSERVERS.reset(token)
+
+
+def _tell(event: str, method: str, seconds: float | None = None) -> None:
+    for callback in _OBSERVERS.get():
+        callback(event, method, seconds)
 
 
 def methods() -> tuple[str, ...]:
@@ -77,9 +116,12 @@ def gradient(
     """
     if not isinstance(problem, Problem):
         raise InvalidModelError(f"gradient() takes a Problem, got {type(problem).__name__}")
-    g = _run(problem, method, solver, rtol, atol, backend, options)
-    # what ran, next to what was asked for: g.method is the variant ("interpolating" for "adjoint")
     asked = method if isinstance(method, str) else repr(method)
+    _tell("start", asked)
+    started = time.perf_counter()
+    g = _run(problem, method, solver, rtol, atol, backend, options)
+    _tell("done", asked, time.perf_counter() - started)
+    # what ran, next to what was asked for: g.method is the variant ("interpolating" for "adjoint")
     recorded = dict(options) | ({"backend": backend} if backend != "default" else {})
     ran = g.stats.get("solver", solver)  # the fast backend integrates with its own RK45
     return dataclasses.replace(g, requested=asked, solver=ran, rtol=rtol, atol=atol, options=recorded)
