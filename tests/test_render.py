@@ -214,3 +214,42 @@ def test_expression_text_writes_transposes_and_hadamard_products():
     from sympy.matrices.expressions.hadamard import HadamardProduct
 
     assert expression_text(W.T * HadamardProduct(a, h)) == "W^T*(a .* h)"
+
+
+# -- the README shows what the code prints ----------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _fenced(language: str) -> list[str]:
+    """The README's fenced blocks tagged ``language`` (``""``: untagged), read fence by fence."""
+    blocks, current, tag = [], None, None
+    for line in README.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            if current is None:
+                current, tag = [], line[3:].strip()
+            else:
+                if tag == language:
+                    blocks.append("\n".join(current))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_the_readme_latex_is_what_adj_latex_prints():
+    lv = ODESystem.from_strings(["x", "y"], ["a", "b", "c", "d"], "t", ["a*x - b*x*y", "d*x*y - c*y"])
+    (shown,) = [block for block in _fenced("latex") if r"\lambda_{x}" in block]
+    assert shown.strip() == lv.adjoint().latex()
+
+
+def test_the_readme_plain_text_excerpts_are_what_the_code_prints():
+    lv = ODESystem.from_strings(["x", "y"], ["a", "b", "c", "d"], "t", ["a*x - b*x*y", "d*x*y - c*y"])
+    printed = lv.adjoint().text(loss="x**2 + c*y")
+    spiral = two_layer(2, 50, input_power=3).adjoint().text()
+    excerpts = [block for block in _fenced("") if "dL/dc = lambda_c(t0)" in block or "da_W1/dt" in block]
+    assert len(excerpts) == 2
+    for block in excerpts:
+        for line in block.splitlines():
+            if line.strip() and line.strip() != "...":
+                assert line in printed.splitlines() or line in spiral.splitlines(), line
