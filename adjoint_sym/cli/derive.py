@@ -61,9 +61,11 @@ def register(sub, common: argparse.ArgumentParser, solver: argparse.ArgumentPars
         "derive",
         parents=[common],
         formatter_class=formatter,
-        help="print the augmented system and the adjoint ODEs",
-        description="Print the dynamics, the augmented state [h, theta, t] and the augmented adjoint ODEs "
-        "(Chen et al. 2018) as plain text, LaTeX or Markdown.",
+        help="print the derivation: augmented system, adjoint ODEs, terminal values, gradient",
+        description="Print the derivation of the spec's gradient (Chen et al. 2018) as plain text, LaTeX or\n"
+        "Markdown: the dynamics, the loss, the augmented state [h, theta, t], the augmented adjoint ODEs,\n"
+        "their terminal values and the jumps at observation times, and the gradient with the loss's\n"
+        "explicit terms (dL/dtheta = a_theta(t0) + dl/dtheta, dL/dt1 = dl/dh . f + dl/dt).",
         epilog="examples:\n"
         "  adjoint-sym derive examples/lotka_volterra.toml\n"
         "  adjoint-sym derive examples/sir.toml --latex > sir_adjoint.tex\n"
