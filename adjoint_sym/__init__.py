@@ -23,6 +23,7 @@ _LAZY = {
     "Problem": "numeric.problem",
     "gradient": "verify.routes",
     "methods": "verify.routes",
+    "value_and_grad": "verify.routes",
     "check": "verify.checker",
     "compare": "verify.checker",
     "assert_gradients_agree": "verify.checker",
@@ -80,4 +81,5 @@ __all__ = [
     "taylor_test",
     "taylor_test_hvp",
     "verify_derivation",
+    "value_and_grad",
 ]

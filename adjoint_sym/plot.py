@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._figures import LEGEND_MAX, finish, new_figure, target_axes
+from ._figures import LEGEND_MAX, finish, layout_problems, new_figure, target_axes, tidy
 from .adjoint.backward import Crossing, Observations, sweep
 from .adjoint.methods import InterpolatingAdjoint
 from .errors import InvalidModelError
@@ -94,7 +94,7 @@ def trajectories(
     ax.set_ylabel("h(t)")
     ax.set_title(f"State of {problem.system.name or 'the system'}")
     finish(ax, len(names) * (1 + (targets is not None)))
-    return fig
+    return tidy(fig)
 
 
 # -- the adjoint trajectory ------------------------------------------------------------------
@@ -118,12 +118,21 @@ class AdjointPath:
         ``dL/dtheta`` is ``dL/dtheta``.
     a_t : ndarray, shape (N,)
         ``a_t(t)``; ``a_t[-1]`` is ``dL/dt0`` (``h0`` held fixed).
+    explicit_theta : ndarray, shape (p,)
+        The loss's explicit ``dL/dtheta`` (``sum_i d ell_i/dtheta``): zero unless the loss
+        reads a parameter.
     """
 
     t: np.ndarray
     a: np.ndarray
     a_theta: np.ndarray
     a_t: np.ndarray
+    explicit_theta: np.ndarray
+
+    @property
+    def dtheta(self) -> np.ndarray:
+        """``dL/dtheta = a_theta(t0) + dL/dtheta|explicit``, the flat gradient."""
+        return self.a_theta[-1] + self.explicit_theta
 
 
 def adjoint_path(
@@ -186,7 +195,9 @@ def adjoint_path(
         pieces_t.append(grid)  # t_i appears twice across segments: before and after its jump
         pieces_y.append(values)
     y_all = np.real(np.concatenate(pieces_y))
-    return AdjointPath(t=np.concatenate(pieces_t), a=y_all[:, :n], a_theta=y_all[:, n : n + p], a_t=y_all[:, -1])
+    explicit = np.real(np.asarray(observations.loss.d_theta, dtype=complex))
+    t_all = np.concatenate(pieces_t)
+    return AdjointPath(t_all, y_all[:, :n], y_all[:, n : n + p], y_all[:, -1], explicit_theta=explicit)
 
 
 def parameter_entry_names(problem: Problem) -> list[str]:
@@ -264,15 +275,31 @@ def adjoint_trajectories(
     path = adjoint_path(problem, solver=solver, rtol=rtol, atol=atol, points=points)
     for j, name in enumerate(problem.system.state_names):
         ax_a.plot(path.t, path.a[:, j], label=name)
-    for k in chosen:
-        ax_theta.plot(path.t, path.a_theta[:, k], label=entry_names[k])
+    lines = [ax_theta.plot(path.t, path.a_theta[:, k], label=entry_names[k])[0] for k in chosen]
+    explicit = _explicit_markers(ax_theta, path, dict(zip(chosen, lines)), problem.t0)
     ax_a.set_ylabel("a(t) = dL/dh(t)")
     ax_theta.set_ylabel("a_theta(t)")
     ax_theta.set_xlabel("t")
     ax_a.set_title(f"Adjoint of {problem.system.name or 'the system'}, integrated from t1 back to t0")
     finish(ax_a, problem.system.n)
-    finish(ax_theta, len(chosen))
-    return fig
+    finish(ax_theta, len(chosen) + explicit)
+    return tidy(fig)
+
+
+def _explicit_markers(ax: Axes, path: AdjointPath, lines: dict, t0: float) -> int:
+    """Mark ``dL/dtheta = a_theta(t0) + dL/dtheta|explicit`` at ``t0`` where the loss reads a parameter.
+
+    ``a_theta(t0)`` alone is not the gradient then (a loss ``x + c`` has ``a_c = 0`` and
+    ``dL/dc = 1``); the marker, in the line's colour and labelled "dL/dtheta at t0", is.
+    Returns 1 when a legend entry was added.
+    """
+    marked = [(k, line) for k, line in lines.items() if path.explicit_theta[k] != 0]
+    for k, line in marked:
+        ax.plot([t0], [path.dtheta[k]], marker="D", linestyle="none", color=line.get_color(), zorder=3)
+    if not marked:
+        return 0
+    ax.plot([], [], marker="D", linestyle="none", color="gray", label="dL/dtheta at t0")
+    return 1
 
 
 def _chosen_entries(problem: Problem, params: Sequence[str] | None) -> list[int]:
@@ -309,6 +336,7 @@ __all__ = [
     "adjoint_trajectories",
     "convergence",
     "fitted_order",
+    "layout_problems",
     "parameter_entry_names",
     "trajectories",
 ]

@@ -191,24 +191,25 @@ def test_derive_plain_text_has_the_hand_derived_adjoint(example_gradients) -> No
     lines = {
         line.split(" = ")[0].strip(): line.split(" = ", 1)[1] for line in result.stdout.splitlines() if " = " in line
     }
-    names = "x y a b c d t a_x a_y a_a a_b a_c a_d a_t"
+    # Lotka-Volterra has a parameter named a, so the adjoint is written lambda (symbolic/notation.py).
+    names = "x y a b c d t lambda_x lambda_y lambda_a lambda_b lambda_c lambda_d lambda_t"
     symbols = {n: sp.Symbol(n, real=True) for n in names.split()}
-    x, y, a, b, c, d, a_x, a_y = (symbols[n] for n in ["x", "y", "a", "b", "c", "d", "a_x", "a_y"])
+    x, y, a, b, c, d, a_x, a_y = (symbols[n] for n in ["x", "y", "a", "b", "c", "d", "lambda_x", "lambda_y"])
     # By hand: da/dt = -(df/dh)^T a and da_theta/dt = -(df/dtheta)^T a for
     # f = [a x - b x y, d x y - c y]; a_t is constant for an autonomous system.
     by_hand = {
-        "da_x/dt": -(a_x * (a - b * y) + a_y * d * y),
-        "da_y/dt": -(a_x * (-b * x) + a_y * (d * x - c)),
-        "da_a/dt": -a_x * x,
-        "da_b/dt": a_x * x * y,
-        "da_c/dt": a_y * y,
-        "da_d/dt": -a_y * x * y,
-        "da_t/dt": sp.Integer(0),
+        "d(lambda_x)/dt": -(a_x * (a - b * y) + a_y * d * y),
+        "d(lambda_y)/dt": -(a_x * (-b * x) + a_y * (d * x - c)),
+        "d(lambda_a)/dt": -a_x * x,
+        "d(lambda_b)/dt": a_x * x * y,
+        "d(lambda_c)/dt": a_y * y,
+        "d(lambda_d)/dt": -a_y * x * y,
+        "d(lambda_t)/dt": sp.Integer(0),
     }
     for lhs, expected in by_hand.items():
         printed = parse_expression(lines[lhs], symbols, where=lhs)
         assert sp.simplify(printed - expected) == 0, f"{lhs}: printed {printed}, by hand {expected}"
-    assert "a(t1) = dL/dh(t1)" in result.stdout
+    assert "lambda(t1) = dl/dh(t1)" in result.stdout and "dl/dh = [2*x, 2*y]" in result.stdout
 
 
 def test_derive_latex_and_markdown(example_gradients, capsys) -> None:
@@ -225,8 +226,9 @@ def test_derive_latex_and_markdown(example_gradients, capsys) -> None:
 def test_derive_observation_loss_mentions_the_jumps(capsys) -> None:
     assert cli.main(["derive", str(OBSERVATIONS)]) == 0
     out = capsys.readouterr().out
-    assert "at each observation time t_i: a += dL/dh(t_i)" in out
-    assert "t_i in [1, 2, 3, 4]" in out
+    assert "a(t_i-) = a(t_i+) + dl_i/dh(t_i),  dl_i/dh = 2 (h - hhat_i)" in out
+    assert "a_t(t_i-) = a_t(t_i+) - dl_i/dh(t_i) . f(h(t_i), t_i)" in out
+    assert "t_i in {1, 2, 3, 4}" in out
 
 
 def test_report_writes_markdown_and_plots(tmp_path: Path) -> None:
