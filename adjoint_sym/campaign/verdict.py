@@ -15,8 +15,9 @@ Two kinds of judgement:
   :func:`adjoint_sym.testing.check_gradient_function`: ``problem -> Gradient`` or a mapping
   with ``loss``, ``dh0``, ``dparams``, ``dt0``, ``dt1`` and optionally ``dtimes``):
   its result against the references ``methods`` (default complex step, forward
-  sensitivities where complex step does not apply) by :func:`adjoint_sym.verify.compare`,
-  the checker's tolerance model, with the function's accuracy ``function_rtol``.
+  sensitivities where complex step does not apply) by
+  :func:`~adjoint_sym.campaign.judge.judge_gradient`: the checker's comparison engine and
+  tolerance model, with the function's accuracy ``function_rtol``.
 
 Whatever goes wrong becomes the record's ``error`` (``verdict = "crash"``) with the stage
 (``build``, ``function``, ``checker``, ``timeout``) and the message: one problem never
@@ -30,6 +31,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,8 +40,9 @@ import numpy as np
 
 from ..errors import InvalidModelError
 from ..testing.gradient_function import DEFAULT_RTOL, as_gradient
-from ..verify.checker import DEFAULT_METHODS, check, compare
+from ..verify.checker import DEFAULT_METHODS, check
 from ..verify.routes import methods as all_methods
+from .judge import judge_gradient
 from .problems import build_problem, check_families, family_of, problem_spec, solver_of
 from .sampler import check_seed
 from .watchdog import ProblemTimeout, run_with_limit
@@ -180,7 +183,8 @@ def run_problem(index: int, settings: Settings, spec: Mapping | None = None) -> 
         ``problem`` (the spec), ``verdict`` (``"ok"``, ``"fail"``, ``"inconclusive"`` or
         ``"crash"``), ``ok``, ``reference``, ``methods``, ``conditioning``,
         ``failures`` (quantity, method, reference, value, expected, deviation, allowed,
-        ratio, cause, cause_kind), ``notes``, ``error`` (``None`` or type, message,
+        ratio, cause, cause_kind), ``notes``, ``warnings`` (issued while judging),
+        ``error`` (``None`` or type, message,
         stage), ``timings`` (seconds: build, function, checker, total; cpu), ``worker``
         (host:pid), ``started``, ``finished`` (Unix times).
 
@@ -196,12 +200,15 @@ def run_problem(index: int, settings: Settings, spec: Mapping | None = None) -> 
     stage = ["build"]
     started, wall, cpu = time.time(), time.perf_counter(), time.process_time()
     try:
-        report = run_with_limit(lambda: _judge(spec, settings, timings, stage), settings.timeout)
+        with warnings.catch_warnings(record=True) as caught:  # into the record, not the worker's stderr
+            warnings.simplefilter("always")
+            report = run_with_limit(lambda: _judge(spec, settings, timings, stage), settings.timeout)
         record |= _from_report(report)
     except ProblemTimeout as exc:
         record["error"] = {"type": "ProblemTimeout", "message": str(exc), "stage": "timeout"}
     except Exception as exc:  # the campaign's boundary: recorded as a crash with its message, never silent
         record["error"] = {"type": type(exc).__name__, "message": _clip(str(exc), MAX_MESSAGE), "stage": stage[0]}
+    record["warnings"] = _clip_list(list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)))
     timings["total"] = time.perf_counter() - wall
     timings["cpu"] = time.process_time() - cpu
     record["timings"] = {k: round(v, 6) for k, v in timings.items()}
@@ -212,7 +219,7 @@ def run_problem(index: int, settings: Settings, spec: Mapping | None = None) -> 
 def _base_record(index: int, settings: Settings, spec: Mapping) -> dict:
     record = {"index": index, "family": family_of(index, settings.families), "config": settings.config()}
     record |= {"problem": spec, "verdict": "crash", "ok": False, "reference": None, "methods": [], "conditioning": None}
-    return record | {"failures": [], "notes": [], "error": None}
+    return record | {"failures": [], "notes": [], "warnings": [], "error": None}
 
 
 def crash_record(index: int, settings: Settings, exc: BaseException, stage: str, spec: Mapping) -> dict:
@@ -239,7 +246,7 @@ def _judge(spec: Mapping, settings: Settings, timings: dict, stage: list):
     timings["function"] = time.perf_counter() - clock
     stage[0], clock = "checker", time.perf_counter()
     references = settings.methods or FUNCTION_REFERENCES
-    report = compare(
+    report = judge_gradient(
         problem, candidate, references, solver=solver, rtol=rtol, atol=atol,
         candidate_rtol=settings.function_rtol, label=name,
     )  # fmt: skip
@@ -273,7 +280,7 @@ def _from_report(report) -> dict:
         "methods": list(report.methods),
         "conditioning": report.conditioning,
         "failures": failures,
-        "notes": [_clip(n, MAX_NOTE) for n in report.notes[:MAX_NOTES]],
+        "notes": _clip_list(report.notes),
     }
 
 
@@ -305,6 +312,10 @@ def jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
+
+
+def _clip_list(texts) -> list[str]:
+    return [_clip(str(n), MAX_NOTE) for n in list(texts)[:MAX_NOTES]]
 
 
 def _clip(text: str, limit: int) -> str:

@@ -7,6 +7,7 @@ Commands (see ``adjoint-sym COMMAND --help``)::
     adjoint-sym check SPEC [--json] [--methods ...]    every method side by side, verdict
     adjoint-sym report SPEC -o DIR                     Markdown report with equations, table, plots
     adjoint-sym derivations --out DIR [--quick]        run every script in derivations/
+    adjoint-sym campaign --problems N --out R.jsonl    judge N drawn problems, one JSON line each
 
 Exit codes: 0 ok, 1 verification failed, 2 invalid spec or usage (message on stderr),
 3 numerical failure (where and why on stderr).  A user mistake never prints a traceback.
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import AdjointSymError, GradientMismatchError, SolverFailedError
-from . import compute, derivations, derive, report
+from . import campaign, compute, derivations, derive, report
 from .common import (
     EXIT_CODES,
     EXIT_INVALID,
@@ -37,7 +38,7 @@ from .common import (
 from .derive import derive_text
 
 #: The commands, in the order ``--help`` lists them; each module adds its own parser.
-COMMANDS = (derive, compute, report, derivations)
+COMMANDS = (derive, compute, report, derivations, campaign)
 
 
 def build_parser() -> argparse.ArgumentParser:
