@@ -9,8 +9,8 @@ exactly the spec files of ``adjoint-sym check``; the neural family names a build
 ================  ==================================================================
 family            what it stresses
 ================  ==================================================================
-``equilibrium``   starts at an equilibrium or at zero: constant trajectories, exact
-                  zeros in the gradient, error estimates that vanish
+``equilibrium``   starts at an equilibrium, at zero or on an invariant zero: constant
+                  trajectories, exact zeros in the gradient, error estimates that vanish
 ``long_span``     spans of 3 to 10 time units over oscillating and limit-cycle systems
 ``growing``       growing modes (``e^2`` to ``e^8``): conditioning ``kappa`` far above 1
 ``stiff``         stiffness ``|lambda| * span`` of 100 to 10^5, with LSODA, BDF or Radau
@@ -95,7 +95,8 @@ _LOGISTIC = (["x"], ["r*x*(1 - x/K)"])
 
 # -- families ----------------------------------------------------------------------------------
 def equilibrium(s: Sampler) -> dict:
-    """Start at an equilibrium (or at zero, an equilibrium too): the state never moves."""
+    """Start at an equilibrium (at rest, often at zero) or with a component at an invariant zero
+    (prey extinct): what does not move has exact zeros in its sensitivities."""
     t0 = s.choice((0.0, 0.5, 1.0))
     t1 = t0 + s.uniform(0.5, 3.0, 2)
     template = s.choice(("logistic", "lotka-volterra", "oscillator"))
