@@ -119,6 +119,18 @@ def test_the_families_visit_their_regimes():
     assert all(count == 10 for count in seen.values())
 
 
+def test_problems_of_one_template_share_one_system_and_its_kernels():
+    """What makes a worker compile once per template: equal specs' systems are one object."""
+    specs = [problem_spec(9, i, ["growing"]) for i in range(30)]
+    by_template: dict[str, list] = {}
+    for spec in specs:
+        by_template.setdefault(spec["name"], []).append(build_problem(spec))
+    assert len(by_template) == 3  # exponential, saddle, unstable-spiral
+    for problems in by_template.values():
+        assert len({id(p.system) for p in problems}) == 1 and len({id(p.kernels) for p in problems}) == 1
+        assert len({p.theta.tobytes() for p in problems}) == len(problems)  # the values differ
+
+
 @pytest.mark.parametrize(
     ("families", "message"),
     [
