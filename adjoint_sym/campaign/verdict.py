@@ -184,9 +184,9 @@ def run_problem(index: int, settings: Settings, spec: Mapping | None = None) -> 
         ``"crash"``), ``ok``, ``reference``, ``methods``, ``conditioning``,
         ``failures`` (quantity, method, reference, value, expected, deviation, allowed,
         ratio, cause, cause_kind), ``notes``, ``warnings`` (issued while judging),
-        ``error`` (``None`` or type, message,
-        stage), ``timings`` (seconds: build, function, checker, total; cpu), ``worker``
-        (host:pid), ``started``, ``finished`` (Unix times).
+        ``error`` (``None`` or type, message, stage), ``timings`` (seconds: build,
+        function, checker, total; cpu), ``worker`` (host:pid), ``started``,
+        ``finished`` (Unix times).
 
     Examples
     --------
