@@ -5,7 +5,8 @@ runs the same campaign (same seed, so the same problems) in three engines and pr
 
 1. **Throughput**: problems per minute of each engine (wall clock from the first task to
    the last record, the cluster's start-up excluded and shown apart), the CPU seconds a
-   problem costs inside its worker, and the ratio 2 workers / 1 worker.  Engines take
+   problem costs inside its worker, and the ratio 2 workers / 1 worker, next to its
+   ceiling: the CPU two busy processes obtain against one, measured first.  Engines take
    turns over ``--rounds`` rounds (round-robin, so load that comes and goes on a shared
    machine falls on all of them) and each round writes its own results file.
 2. **What travels**: the bytes pickled per task (the function, a problem index and the
@@ -27,6 +28,7 @@ import os
 import pickle
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from adjoint_sym.campaign import Settings, read_records, run_campaign, run_problem
@@ -43,6 +45,31 @@ def machine() -> str:
         f"Python {platform.python_version()}, dask {dask.__version__}, {os.cpu_count()} cores "
         f"(load average {os.getloadavg()[0]:.1f} at the start); wall-clock times"
     )
+
+
+def _spin(seconds: float, results) -> None:
+    start, end = time.process_time(), time.time() + seconds
+    while time.time() < end:
+        pass
+    results.put(time.process_time() - start)
+
+
+def cpu_ceiling(seconds: float = 3.0) -> float:
+    """CPU that two busy processes obtain, in units of what one obtains: the most a second
+    worker can add on this machine now (2.0 on two free cores; about 1.0 where the
+    scheduler gives this session a fixed share, as Linux's autogroup does under load)."""
+    import multiprocessing
+
+    obtained = {}
+    for n in (1, 2):
+        results = multiprocessing.Queue()
+        procs = [multiprocessing.Process(target=_spin, args=(seconds, results)) for _ in range(n)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        obtained[n] = sum(results.get() for _ in procs)
+    return obtained[2] / obtained[1]
 
 
 def run_round(problems: int, seed: int, methods, folder: Path, round_: int, order: list[str]) -> dict[str, dict]:
@@ -71,6 +98,7 @@ def main() -> None:
     problems, rounds = (21, 1) if args.quick else (args.problems, args.rounds)
 
     print(machine())
+    ceiling = cpu_ceiling()
     rows: dict[str, list[dict]] = {name: [] for name in ENGINES}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
@@ -91,6 +119,7 @@ def main() -> None:
     one, two = (statistics.median(x["rate"] for x in rows[k]) for k in ("Dask, 1 worker", "Dask, 2 workers"))
     base = statistics.median(x["rate"] for x in rows["one process (no Dask)"])
     print(f"\n2 workers / 1 worker: {two / one:.2f}x;  1 worker / one process: {one / base:.2f}x")
+    print(f"ceiling on this machine now: two busy processes obtain {ceiling:.2f}x the CPU of one")
     verdicts = {name: results[0]["verdicts"] for name, results in rows.items()}
     print(f"verdicts agree across engines: {len({json.dumps(v, sort_keys=True) for v in verdicts.values()}) == 1}")
 
