@@ -106,6 +106,7 @@ PUBLIC = (
     "adjoint_sym.discrete",
     "adjoint_sym.adjoint",
     "adjoint_sym.plot",
+    "adjoint_sym.campaign",
 )
 WHOLE_MODULES = {"adjoint_sym.adapters", "adjoint_sym.adapters.torch", "adjoint_sym.adapters.jax"}
 

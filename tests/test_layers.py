@@ -19,7 +19,8 @@ discrete       base, symbolic, numeric, reference
 verify         everything above
 testing        everything above, verify
 plot           everything above, testing
-cli            everything above, plot
+campaign       everything above plot: base .. testing (plot is a leaf it never needs)
+cli            everything above, plot, campaign
 adapters       base, symbolic, numeric
 facade         anything (the package root and the public aliases
                ``builders``, ``identities``, ``strategies``)
@@ -52,6 +53,8 @@ ALLOWED = {
 }
 for _lower, _upper in itertools.pairwise(ORDER[6:]):  # verify < testing < plot < cli, each sees all below
     ALLOWED[_upper] = ALLOWED[_lower] | {_upper}
+ALLOWED["campaign"] = ALLOWED["testing"] | {"campaign"}  # beside plot: runs checks at scale
+ALLOWED["cli"] |= {"campaign"}
 ALLOWED["facade"] = set(ALLOWED) | {"facade"}
 
 #: Names of the adjoint's derivative kernels: no independent route may call them.

@@ -9,9 +9,11 @@ Commands (see ``adjoint-sym COMMAND --help``)::
     adjoint-sym report SPEC -o DIR                     Markdown report with equations, table, plots
     adjoint-sym derivations --out DIR [--quick]        run every script in derivations/
     adjoint-sym verify-derivation SPEC [--json]        decide a claimed adjoint derivation
+    adjoint-sym campaign --problems N --out R.jsonl    judge N drawn problems, one JSON line each
 
 Exit codes: 0 ok, 1 verification failed, 2 invalid spec or usage (message on stderr),
-3 numerical failure (where and why on stderr), 4 undecided (verify-derivation).  A user mistake never prints a traceback.
+3 numerical failure (where and why on stderr), 4 undecided (verify-derivation).
+A user mistake never prints a traceback.
 Spec files are described in :mod:`adjoint_sym.cli.spec`.
 """
 
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import AdjointSymError, GradientMismatchError, SolverFailedError
-from . import compute, derivations, derive, hvp, report, verify_derivation
+from . import campaign, compute, derivations, derive, hvp, report, verify_derivation
 from .common import (
     EXIT_CODES,
     EXIT_INVALID,
@@ -39,7 +41,7 @@ from .common import (
 from .derive import derive_text
 
 #: The commands, in the order ``--help`` lists them; each module adds its own parser.
-COMMANDS = (derive, compute, hvp, report, derivations, verify_derivation)
+COMMANDS = (derive, compute, hvp, report, derivations, verify_derivation, campaign)
 
 
 def build_parser() -> argparse.ArgumentParser:
