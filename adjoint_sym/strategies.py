@@ -1,6 +1,7 @@
 """Hypothesis strategies for ODE systems, problems and losses (needs ``hypothesis``).
 
-The public home of :mod:`adjoint_sym.testing.strategies`, which holds the implementation.
+The public home of :mod:`adjoint_sym.testing.strategies` and of the hard regimes of
+:mod:`adjoint_sym.testing.regimes`, which hold the implementation.
 """
 
 from .testing.strategies import (
@@ -19,9 +20,27 @@ from .testing.strategies import (
     systems,
     time_spans,
 )
+from .testing.regimes import (
+    REGIMES,
+    drawn_problems,
+    equilibrium_problems,
+    hard_problems,
+    long_span_problems,
+    stiff_linear_systems,
+    stiff_problems,
+    zero_gradient_problems,
+)
 
 __all__ = [
     "ACTIVATIONS",
+    "REGIMES",
+    "drawn_problems",
+    "equilibrium_problems",
+    "hard_problems",
+    "long_span_problems",
+    "stiff_linear_systems",
+    "stiff_problems",
+    "zero_gradient_problems",
     "final_losses",
     "initial_states",
     "linear_systems",
