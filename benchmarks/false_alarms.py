@@ -18,8 +18,6 @@ the same problems on every machine, so a campaign splits into seeds.
 
 from __future__ import annotations
 
-import common  # noqa: F401  (one BLAS thread, set before numpy loads)
-
 import argparse
 import collections
 import statistics

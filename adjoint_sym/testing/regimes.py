@@ -69,6 +69,7 @@ FAST_MODES = (-100, -200, -500, -1000)
 SLOW_MODES = (Fraction(-1), Fraction(-1, 2), Fraction(-2), Fraction(1, 2))
 
 _ONE_TO_THREE = st.integers(1, 3)
+_TWO_OR_THREE = st.integers(2, 3)
 
 
 def _losses_over(system: ODESystem, t0: float, t1: float) -> SearchStrategy:
@@ -147,7 +148,7 @@ def zero_gradient_problems(
 @st.composite
 def stiff_linear_systems(
     draw,
-    dim: int | SearchStrategy[int] = st.integers(2, 3),
+    dim: int | SearchStrategy[int] = _TWO_OR_THREE,
     fast: tuple[int, ...] = FAST_MODES,
     time_dependent: bool | SearchStrategy[bool] = False,
 ) -> ODESystem:
