@@ -26,18 +26,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
 
 from ..errors import GradientMismatchError, InvalidModelError, SolverFailedError
-from ..numeric.loss import ObservationLoss
+from ..numeric.loss import CallableLoss, ObservationLoss
 from ..numeric.problem import Problem
 from ..numeric.result import Gradient
+from ..reference.complex_step import non_analytic_functions
 from ..symbolic import builders
 from ..verify.checker import assert_gradients_agree  # re-exported: the checker of issue 4
+from ..verify.engine import Context, build_report, judge
+from ..verify.report import Report
 from ..verify.routes import gradient
+from ..verify.tolerance import Deviation, ToleranceModel, accuracy, conditioning, input_scales, remedy
 
 #: Tolerances of the reference solve (see the module docstring).
 REFERENCE_RTOL = 1e-10
@@ -277,43 +281,57 @@ def _to_numpy(value):
 # -- comparison ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:
-    """One quantity: both values and the deviation in tolerance units (pass <= 1)."""
+    """One quantity: both values, the deviation in tolerance units (pass <= 1) and the verdict.
+
+    ``status`` is the engine's (:mod:`adjoint_sym.verify.engine`): ``"ok"``, ``"fail"``
+    (two references that agree with each other disagree with yours) or ``"inconclusive"``
+    (the references disagree among themselves).
+    """
 
     quantity: str
     yours: float
     reference: float
     deviation: float
+    status: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.deviation <= 1.0
+        return self.status == "ok" if self.status else self.deviation <= 1.0
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Every quantity of one gradient against a reference.
+    """Every quantity of one gradient against the references: a view of the engine's report.
 
     Attributes
     ----------
     rows : tuple of Row
     reference : str
-        The reference method's name.
+        The reference shown in the table.
     rtol, atol : float
         The comparison tolerances.
+    verdict : {"ok", "fail", "inconclusive"}
+    references : tuple of str
+        Every reference that took part.
+    report : Report
+        The engine's :class:`~adjoint_sym.verify.report.Report` (causes, remedies, values).
     """
 
     rows: tuple[Row, ...]
     reference: str
     rtol: float
     atol: float
+    verdict: str = ""
+    references: tuple[str, ...] = ()
+    report: Report | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.rows)
+        return self.verdict == "ok" if self.verdict else all(r.ok for r in self.rows)
 
     @property
     def failures(self) -> tuple[Row, ...]:
-        return tuple(r for r in self.rows if not r.ok)
+        return tuple(r for r in self.rows if r.status == "fail" or (not r.status and not r.ok))
 
     def table(self) -> str:
         """A Markdown table quantity / yours / reference / deviation, failures marked."""
@@ -322,9 +340,99 @@ class Comparison:
             "|---|---|---|---|---|",
         ]
         for r in self.rows:
-            mark = "ok" if r.ok else "**FAIL**"
+            mark = {"fail": "**FAIL**", "inconclusive": "?"}.get(r.status, "ok" if r.ok else "**FAIL**")
             lines.append(f"| {r.quantity} | {r.yours:.12g} | {r.reference:.12g} | {r.deviation:.3g} | {mark} |")
         return "\n".join(lines)
+
+
+_YOURS = "yours"
+
+
+def _quantities(g: Gradient, problem: Problem) -> dict[str, float]:
+    return {"L": float(g.loss), **g.quantities(problem.system.state_names)}
+
+
+def _kept(problem: Problem, yours: Gradient, reference: Gradient, ignore: Collection[str]) -> list[str]:
+    """The quantities compared: the reference's, less the ignored groups (and ``dtimes`` when
+    yours has none: they are optional for the code under test)."""
+    groups = {"dh0": "dL/dh0[", "dt0": "dL/dt0", "dt1": "dL/dt1", "dtimes": "dL/dt_obs["}
+
+    def keep(q: str) -> bool:
+        if q == "L":
+            return "loss" not in ignore
+        for group in ignore:
+            prefix = groups.get(group)
+            if prefix is not None and q.startswith(prefix):
+                return False
+            if group == "dparams" and q.startswith("dL/d") and not any(q.startswith(p) for p in groups.values()):
+                return False
+        return not (yours.dtimes is None and q.startswith("dL/dt_obs["))
+
+    return [q for q in _quantities(reference, problem) if keep(q)]
+
+
+def _engine_comparison(
+    problem: Problem, yours: Gradient, references: Sequence[Gradient], rtol: float, atol: float,
+    ignore: Collection[str], confirmations: int,
+) -> Comparison:  # fmt: skip
+    """Judge ``yours`` against ``references`` with the verifier's engine."""
+    quantities = _kept(problem, yours, references[0], ignore)
+    mine = _quantities(yours, problem)
+    values = {_YOURS: {q: mine.get(q, math.nan) for q in quantities}}
+    for g in references:
+        values[g.method] = {q: v for q, v in _quantities(g, problem).items() if q in values[_YOURS]}
+    rank = {m: i for i, m in enumerate((*REFERENCE_PREFERENCE, "finite-difference"))}
+    names = sorted((g.method for g in references), key=lambda m: rank.get(m, len(rank)))  # most trusted first
+    rule = _Rule(problem, references, values, rtol, atol)
+    judgement = judge(quantities, values, names, rule, confirmations=confirmations)
+    smooth = non_analytic_functions(problem) if not isinstance(problem.loss, CallableLoss) else []
+    context = Context(
+        lambda m, ref, q, v, r, ratio: f"outside atol + rtol*|reference| ({ratio:.3g} tolerance units against {ref})",
+        lambda routes: remedy(problem, rule.kappa() if len(references) > 1 else 1.0, smooth, 0.0, routes),
+    )
+    taus = {_YOURS: rtol, **{g.method: accuracy(g, REFERENCE_RTOL) for g in references}}
+    report = build_report(judgement, rule, context, preferred=names, accuracies=taus, kappa=1.0)
+    shown = report.reference
+    rows = []
+    for q in quantities:
+        y, r = values[_YOURS][q], values[shown][q]
+        dev = rule(_YOURS, shown)[q].deviation
+        rows.append(Row(q, y, r, dev, report.status(_YOURS, q)))
+    return Comparison(tuple(rows), shown, rtol, atol, report.verdict, tuple(names), report)
+
+
+class _Rule:
+    """When two columns agree: yours against a reference by ``atol + rtol |reference|``
+    (the user's tolerances), two references by the verifier's tolerance model."""
+
+    def __init__(self, problem, references, values, rtol, atol):
+        self.problem, self.references, self.values = problem, references, values
+        self.rtol, self.atol = rtol, atol
+        self._model = None
+        self._kappa = None
+
+    def kappa(self) -> float:
+        if self._kappa is None:
+            grads = {g.method: g for g in self.references}
+            self._kappa = conditioning(self.problem, grads, "DOP853", 1e-8, 1e-10)
+        return self._kappa
+
+    def __call__(self, a: str, b: str) -> dict[str, Deviation]:
+        if _YOURS in (a, b):
+            mine, ref = self.values[_YOURS], self.values[b if a == _YOURS else a]
+            return {q: Deviation(_tolerance_units(mine[q], r, self.rtol, self.atol), 1.0) for q, r in ref.items()}
+        if self._model is None:
+            names = list(self.values[b])
+            scales = dict(zip([q for q in names if q != "L"], input_scales(self.problem, rtol=1e-6, atol=1e-12)))
+            self._model = ToleranceModel(scales, self.kappa(), REFERENCE_ATOL)
+        grads = {g.method: g for g in self.references}
+        taus = {m: accuracy(g, REFERENCE_RTOL) for m, g in grads.items()}
+        return self._model.compare(self.values[a], self.values[b], taus[a], taus[b], float(grads[b].loss))
+
+
+def _tolerance_units(y: float, r: float, rtol: float, atol: float) -> float:
+    dev = abs(y - r) / (atol + rtol * abs(r))
+    return dev if math.isfinite(dev) else math.inf
 
 
 def compare_gradients(
@@ -336,12 +444,13 @@ def compare_gradients(
     atol: float = DEFAULT_ATOL,
     ignore: Collection[str] = (),
 ) -> Comparison:
-    """Compare ``yours`` with ``reference`` quantity by quantity.
+    """Compare ``yours`` with ``reference`` quantity by quantity (the caller vouches for it).
 
     Quantities are named as by :meth:`Gradient.quantities` plus ``L`` for the loss; a
     quantity the reference has but ``yours`` lacks fails (deviation ``inf``).  Leave
     out whole groups with ``ignore`` (``"loss"``, ``"dh0"``, ``"dparams"``, ``"dt0"``,
-    ``"dt1"``, ``"dtimes"``).
+    ``"dt1"``, ``"dtimes"``).  One reference decides here; :func:`check_problem` asks
+    for two that agree.
 
     Examples
     --------
@@ -354,32 +463,7 @@ def compare_gradients(
     >>> [r.quantity for r in compare_gradients(mine, ref, prob).failures]
     ['dL/dt1']
     """
-    groups = {"dh0": "dL/dh0[", "dt0": "dL/dt0", "dt1": "dL/dt1", "dtimes": "dL/dt_obs["}
-    names = problem.system.state_names
-
-    def keep(q: str) -> bool:
-        for group in ignore:
-            prefix = groups.get(group)
-            if prefix is not None and q.startswith(prefix):
-                return False
-            if group == "dparams" and q.startswith("dL/d") and not any(q.startswith(p) for p in groups.values()):
-                return False
-        return True
-
-    ref_q = {"L": float(reference.loss), **reference.quantities(names)}
-    your_q = {"L": float(yours.loss), **yours.quantities(names)}
-    if "loss" in ignore:
-        ref_q.pop("L")
-    if yours.dtimes is None:  # dtimes are optional for the code under test
-        ref_q = {k: v for k, v in ref_q.items() if not k.startswith("dL/dt_obs[")}
-    rows = []
-    for q, r in ref_q.items():
-        if not keep(q):
-            continue
-        y = your_q.get(q, math.nan)
-        dev = abs(y - r) / (atol + rtol * abs(r))
-        rows.append(Row(q, y, r, math.inf if not math.isfinite(dev) else dev))
-    return Comparison(tuple(rows), reference.method, rtol, atol)
+    return _engine_comparison(problem, yours, [reference], rtol, atol, ignore, confirmations=1)
 
 
 def mismatch_error(
@@ -387,16 +471,23 @@ def mismatch_error(
 ) -> GradientMismatchError:
     """The :class:`GradientMismatchError` for a failed comparison: problem, table, rule."""
     failing = ", ".join(r.quantity for r in comparison.failures)
+    confirmed = ""
+    if len(comparison.references) > 1:
+        confirmed = f"; the references {' and '.join(comparison.references)} agree with each other"
     message = (
         f"{what} disagrees with the reference {comparison.reference!r} on {failing}\n\n"
         f"{describe(problem)}\n\n{comparison.table()}\n\n"
         f"allowed: |yours - reference| <= atol + rtol*|reference| with rtol = {comparison.rtol:g}, "
-        f"atol = {comparison.atol:g}; the reference was solved at rtol = {REFERENCE_RTOL:g}"
+        f"atol = {comparison.atol:g}; the reference was solved at rtol = {REFERENCE_RTOL:g}{confirmed}"
     )
     error = GradientMismatchError(message)
     error.problem = problem
     error.comparison = comparison
     return error
+
+
+#: References run, in this order, until two that agree decide (:func:`check_problem`).
+ESCALATION = (*REFERENCE_PREFERENCE, "finite-difference")
 
 
 # -- the checks ----------------------------------------------------------------------------
@@ -409,7 +500,12 @@ def check_problem(
     methods: Sequence[str] | None = None,
     ignore: Collection[str] = (),
 ) -> Comparison:
-    """Run ``fn`` on one problem and compare it with each reference; raise on mismatch.
+    """Run ``fn`` on one problem and judge it against the references; raise on a mismatch.
+
+    A mismatch needs two references that agree with each other and not with ``fn``:
+    beyond the first reference (or the named ``methods``) the next of :data:`ESCALATION`
+    is run until the verdict is decided.  A comparison whose references disagree among
+    themselves comes back with ``verdict == "inconclusive"`` (and ``ok`` false) instead.
 
     Examples
     --------
@@ -420,11 +516,20 @@ def check_problem(
     True
     """
     yours = as_gradient(fn(problem), problem)
-    comparison = None
-    for reference in _references(problem, methods):
-        comparison = compare_gradients(yours, reference, problem, rtol=rtol, atol=atol, ignore=ignore)
-        if not comparison.ok:
-            raise mismatch_error(problem, comparison)
+    references = _references(problem, methods)
+    comparison = _engine_comparison(problem, yours, references, rtol, atol, ignore, confirmations=2)
+    for method in ESCALATION:
+        if comparison.verdict != "inconclusive":
+            break
+        if method in comparison.references:
+            continue
+        try:
+            references.append(reference_gradient(problem, method))
+        except (InvalidModelError, SolverFailedError):  # this reference cannot judge the draw
+            continue
+        comparison = _engine_comparison(problem, yours, references, rtol, atol, ignore, confirmations=2)
+    if comparison.verdict == "fail":
+        raise mismatch_error(problem, comparison)
     return comparison
 
 
@@ -486,8 +591,8 @@ def check_gradient_function(
             _references(problem, methods)
         except SolverFailedError:
             return False  # the reference cannot judge this draw: reject it
-        check_problem(fn, problem, rtol=rtol, atol=atol, methods=methods, ignore=ignore)
-        return True
+        comparison = check_problem(fn, problem, rtol=rtol, atol=atol, methods=methods, ignore=ignore)
+        return comparison.verdict != "inconclusive"  # references in disagreement: reject, never fail fn
 
     strategies.run_property(judge, strategy, max_examples=max_examples, shrink=shrink, seed=seed)
 

@@ -136,7 +136,7 @@ def zero_gradient_problems(
     >>> from hypothesis import find
     >>> prob = find(zero_gradient_problems(), lambda p: True)
     >>> prob.h0.tolist(), prob.system.rhs[0]
-    ([0.0], a*x)
+    ([0.0], x)
     """
     system = draw(polynomial_systems(dim=dim, min_degree=1))
     params = draw(parameter_values(system))

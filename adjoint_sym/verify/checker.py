@@ -24,50 +24,266 @@ from ..numeric.result import Gradient
 from ..numeric.solve import EXPLICIT, IMPLICIT, check_solver
 from ..reference.complex_step import non_analytic_functions
 from ..reference.taylor import MIN_ORDER, taylor_test
-from .engine import compare_routes
+from .engine import REFERENCE_ROUTES, Context, build_report, judge
 from .report import Failure, Report
 from .routes import gradient
 from .routes import methods as all_methods
-from .tolerance import accuracy, conditioning
+from .tolerance import (
+    REFINE_BAND,
+    ToleranceModel,
+    accuracy,
+    cause,
+    conditioning,
+    input_scales,
+    remedy,
+    stiffness_index,
+)
 
 #: References in order of preference.
 BEST_REFERENCES = ("complex-step", "forward", "finite-difference")
 
 DEFAULT_METHODS = ("adjoint", "forward", "complex-step", "finite-difference")
 
+#: A re-check tightens rtol (and atol) this many times: two decades, so that a solver's
+#: error shrinks visibly (by ~100, at least ``SHRINK``) while a wrong term does not move.
+REFINE_FACTOR = 100.0
+#: The tightest rtol a re-check asks for (``solve_ivp`` warns below 100 eps).
+TIGHTEST_RTOL = 1e-13
+#: A deviation that shrinks at least this much under a 100x tighter rtol is a solver's error.
+SHRINK = 10.0
 
-def _run(prob, method, solver, rtol, atol, options, notes) -> Gradient | None:
-    if method == "complex-step" and solver in IMPLICIT:
-        notes.append(
-            f"complex-step skipped: it needs an explicit solver and solver={solver!r} marks a stiff problem, "
-            "where DOP853 at rtol 1e-13 would crawl; forward sensitivities are the reference"
-        )
-        return None
-    if method == "backprop" and solver in IMPLICIT and "backprop" not in options:
-        notes.append(
-            f"backprop skipped: it differentiates an explicit Runge-Kutta solve, and solver={solver!r} marks a "
-            "stiff problem where explicit steps would be stability-limited; pass options={'backprop': {...}} to force"
-        )
-        return None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            g = gradient(prob, method, solver=solver, rtol=rtol, atol=atol, **options.get(method, {}))
-        except InvalidModelError as exc:
-            if method == "complex-step":  # refused (non-analytic f): say so, compare the rest
-                notes.append(f"complex-step skipped: {exc}")
+
+class _Session:
+    """The gradients of one check: runs routes, records refusals and crashes, judges them."""
+
+    def __init__(self, prob: Problem, solver: str, rtol: float, atol: float, options: Mapping | None = None):
+        self.prob, self.solver, self.rtol, self.atol = prob, solver, rtol, atol
+        self.options = dict(options or {})
+        self.grads: dict[str, Gradient] = {}
+        self.taus: dict[str, float] = {}
+        self.crashed: dict[str, str] = {}
+        self.notes: list[str] = []
+        self.tried: set[str] = set()
+        self.fixed: set[str] = set()  # columns that cannot be re-run (a candidate computed elsewhere)
+        self._kappa: float | None = None
+        self._stiffness: float | None = None
+        self._scales = None
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, method: str, *, rtol: float | None = None, atol: float | None = None) -> Gradient | None:
+        rtol, atol = rtol or self.rtol, atol or self.atol
+        self.tried.add(method)
+        if method == "complex-step" and self.solver in IMPLICIT:
+            self.notes.append(
+                f"complex-step skipped: it needs an explicit solver and solver={self.solver!r} marks a stiff problem, "
+                "where DOP853 at rtol 1e-13 would crawl; forward sensitivities are the reference"
+            )
+            return None
+        if method == "backprop" and self.solver in IMPLICIT and "backprop" not in self.options:
+            self.notes.append(
+                f"backprop skipped: it differentiates an explicit Runge-Kutta solve, and solver={self.solver!r} "
+                "marks a stiff problem where explicit steps would be stability-limited; "
+                "pass options={'backprop': {...}} to force"
+            )
+            return None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                g = gradient(
+                    self.prob, method, solver=self.solver, rtol=rtol, atol=atol, **self.options.get(method, {})
+                )
+            except InvalidModelError as exc:
+                if method == "complex-step":  # refused (non-analytic f): say so, compare the rest
+                    self.notes.append(f"complex-step skipped: {exc}")
+                    return None
+                raise  # a usage error (unknown option, bad input): the caller must hear it
+            except Exception as exc:  # a crash is a verdict on the method, not on the check
+                message = f"{method} raised {type(exc).__name__}: {exc}"
+                self.crashed.setdefault(method, message)
+                self.notes.append(message)
                 return None
-            raise
-    for w in caught:
-        notes.append(f"{method}: {w.message}")
-    if "backsolve_drift" in g.stats and not caught:
-        notes.append(
-            f"{method}: backward-reconstructed state drifted {g.stats['backsolve_drift']:.3g} tolerance units "
-            "from the forward one (large values: use method='interpolating')"
+        for w in caught:
+            self.notes.append(f"{method}: {w.message}")
+        if "backsolve_drift" in g.stats and not caught:
+            self.notes.append(
+                f"{method}: backward-reconstructed state drifted {g.stats['backsolve_drift']:.3g} tolerance units "
+                "from the forward one (large values: use method='interpolating')"
+            )
+        if "note" in g.stats:
+            self.notes.append(f"{method}: {g.stats['note']}")
+        return g
+
+    def add(self, method: str, *, tau: float | None = None) -> bool:
+        g = self.run(method)
+        if g is None:
+            return False
+        self.grads[method] = g
+        self.taus[method] = accuracy(g, self.rtol) if tau is None else tau
+        return True
+
+    def references(self) -> list[str]:
+        return [m for m in self.grads if m in REFERENCE_ROUTES]
+
+    def escalate(self) -> bool:
+        """Run the next reference not tried yet (a second opinion); ``False`` when none is left."""
+        for m in (*BEST_REFERENCES, *REFERENCE_ROUTES):
+            if m not in self.tried and m not in self.grads and self.add(m):
+                self.notes.append(f"{m} was run as a further reference to decide between the others")
+                return True
+        return False
+
+    # -- the model -------------------------------------------------------------------------
+    @property
+    def kappa(self) -> float:
+        if "forward" in self.grads and "growth" in self.grads["forward"].stats:
+            return max(1.0, float(self.grads["forward"].stats["growth"]))
+        if self._kappa is None:
+            self._kappa = conditioning(self.prob, {}, self.solver, self.rtol, self.atol)
+        return self._kappa
+
+    @property
+    def stiffness(self) -> float:
+        if self.solver not in EXPLICIT:
+            return 0.0  # an implicit solver is what stiffness asks for
+        if self._stiffness is None:
+            self._stiffness = stiffness_index(self.prob)
+        return self._stiffness
+
+    def values(self) -> dict[str, dict[str, float]]:
+        names = self.prob.system.state_names
+        values = {m: g.quantities(names) for m, g in self.grads.items()}
+        first = next(iter(values.values()))
+        for m, vals in values.items():
+            if tuple(vals) != tuple(first):
+                raise InvalidModelError(f"{m} reports quantities {list(vals)} but others report {list(first)}")
+        return values
+
+    def rule(self, values):
+        if self._scales is None:  # sizes only: a loose solve will do
+            scales = input_scales(self.prob, solver=self.solver, rtol=1e-6, atol=1e-12)
+            self._scales = dict(zip(next(iter(values.values())), scales))
+        model = ToleranceModel(self._scales, self.kappa, self.atol)
+        losses = {m: float(g.loss) for m, g in self.grads.items()}
+        return lambda a, b: model.compare(values[a], values[b], self.taus[a], self.taus[b], losses[b])
+
+    def context(self) -> Context:
+        smooth = non_analytic_functions(self.prob)
+
+        def explain(m, refs, q, v, r, ratio, refined=None):
+            stats = self.grads[m].stats
+            drift = float(stats.get("backsolve_drift", 0.0))
+            fixed = bool(stats.get("fixed_steps"))
+            stiffness = self.stiffness if ratio <= REFINE_BAND else 0.0
+            return cause(self.prob, q, v, r, ratio, self.kappa, smooth, stiffness, m, refs, fixed, drift, refined)
+
+        return Context(explain, lambda routes: remedy(self.prob, self.kappa, smooth, self.stiffness, routes))
+
+    # -- deciding --------------------------------------------------------------------------
+    def decide(self, preferred: Sequence[str]) -> Report:
+        preferred = [*preferred, *BEST_REFERENCES]
+        order = sorted(self.references(), key=lambda m: preferred.index(m) if m in preferred else len(preferred))
+        j = judge_session(self, order)
+        while j.undecided() and self.escalate():
+            order = sorted(self.references(), key=lambda m: preferred.index(m) if m in preferred else len(preferred))
+            j = judge_session(self, order)
+        overrides = self.refine(j, order) if j.undecided() or _failing(j) else {}
+        if overrides:
+            j = judge_session(self, order)
+        values = self.values()
+        return build_report(
+            j,
+            self.rule(values),
+            self.context(),
+            preferred=preferred,
+            accuracies=self.taus,
+            kappa=self.kappa,
+            notes=self.notes,
+            gradients=self.grads,
+            crashed=self.crashed,
+            overrides=overrides,
         )
-    if "note" in g.stats:
-        notes.append(f"{method}: {g.stats['note']}")
-    return g
+
+    def _tracks_rtol(self, m: str) -> bool:
+        claimed = self.grads[m].stats.get("accuracy")
+        return claimed is None or abs(float(claimed) - self.rtol) <= 1e-9 * self.rtol
+
+    def refine(self, j, order) -> dict:
+        """Re-run at a tighter rtol every column in question that the rtol limits; the outcome
+        per (method, quantity) where it changes the verdict."""
+        tight = max(self.rtol / REFINE_FACTOR, TIGHTEST_RTOL)
+        if tight >= self.rtol:
+            return {}
+        rule0 = self.rule(self.values())
+        questioned = []
+        for m in self.grads:
+            if m in self.fixed or self.grads[m].stats.get("fixed_steps") or not self._tracks_rtol(m):
+                continue  # computed elsewhere, fixed steps, or an accuracy of its own (complex step, FD)
+            for q, st in j.standings[m].items():
+                shown = st.against[0] if st.against else None
+                if st.status == "inconclusive" or (
+                    st.status == "fail" and shown and rule0(m, shown)[q].ratio <= REFINE_BAND
+                ):
+                    questioned.append(m)
+                    break
+        before = {m: self.grads[m] for m in questioned}
+        for m in questioned:
+            g = self.run(m, rtol=tight, atol=self.atol / REFINE_FACTOR)
+            if g is not None:
+                self.grads[m], self.taus[m] = g, accuracy(g, tight)
+                self.notes.append(f"{m} was re-run at rtol {tight:.0e} to tell a solver's error from a wrong term")
+        rerun = [m for m in questioned if self.grads[m] is not before[m]]
+        if not rerun:
+            return {}
+        j1 = judge_session(self, order)
+        return _outcomes(self, j, j1, before, rerun, rule0, tight)
+
+
+def judge_session(session: _Session, order: Sequence[str]):
+    values = session.values()
+    return judge(tuple(next(iter(values.values()))), values, order, session.rule(values))
+
+
+def _failing(j) -> bool:
+    return any(s.status == "fail" for m in j.candidates for s in j.standings[m].values())
+
+
+def _outcomes(session, j0, j1, before, rerun, rule0, tight) -> dict:
+    """What the re-run at rtol ``tight`` says, per (method, quantity) that was in question."""
+    out = {}
+    rule1 = session.rule(session.values())
+    context = session.context()
+    for m in rerun:
+        if m not in j1.candidates:
+            continue
+        for q, st0 in j0.standings[m].items():
+            st1 = j1.standings[m][q]
+            if st0.status == "ok":
+                continue
+            if st1.status == "ok":
+                loose = before[m].quantities(session.prob.system.state_names)[q]
+                session.notes.append(
+                    f"{q}: {m} agrees at rtol {tight:.0e}; at rtol {session.rtol:g} ({m} = {loose:.10g}) it did "
+                    "not: the solver's error at the looser tolerance, not a wrong term"
+                )
+                continue
+            if st1.status == "fail":
+                shown = st1.against[0]
+                dev0 = rule0(m, shown)[q].deviation if shown in st0.against + st0.support else None
+                dev1 = rule1(m, shown)[q]
+                if dev0 is not None and dev0 >= SHRINK * dev1.deviation:
+                    remedy_text = (
+                        f"the deviation shrank {dev0 / max(dev1.deviation, 1e-300):.3g}x when rtol went from "
+                        f"{session.rtol:g} to {tight:.0e}: the solver's error, beyond the tolerance model; "
+                        + context.remedy((m, *st1.against))
+                    )
+                    out[(m, q)] = ("inconclusive", remedy_text)
+                else:
+                    v, r = j1.values[m][q], j1.values[shown][q]
+                    why = context.explain_failure(
+                        m, " and ".join(st1.against), q, v, r, dev1.ratio, (tight, dev1.ratio)
+                    )
+                    out[(m, q)] = ("fail", why)
+    return out
 
 
 def pick_reference(prob: Problem, solver: str, available: Sequence[str]) -> str:
@@ -90,7 +306,16 @@ def check(
     options: Mapping[str, dict] | None = None,
     taylor: bool = False,
 ) -> Report:
-    """Compute the gradient by every method in ``methods`` and compare (see the module docstring).
+    """Compute the gradient by every method in ``methods`` and give the verdict.
+
+    Every method (an adjoint, ``"backprop"``, any route that is not a reference) is judged
+    against the references among ``methods`` (forward sensitivities, complex step, finite
+    differences), see :mod:`adjoint_sym.verify.engine`: it fails only where two
+    references that agree with each other both disagree with it.  Where fewer than two
+    references can decide, further ones are run (complex step, forward, finite
+    differences); a method that fails by at most ``REFINE_BAND`` times the allowance, or
+    is undecided, is re-run at ``rtol / 100``: a solver's error shrinks, a wrong term does
+    not.  A method that raises is recorded as failed with its message.
 
     Parameters
     ----------
@@ -102,8 +327,9 @@ def check(
     solver, rtol, atol
         Passed to every method (references tighten their own solves).
     reference : str, optional
-        The method to compare against; default the best of ``methods`` (complex step,
-        forward, finite differences), computed in addition if none is listed.
+        The reference the table is shown against; default the best of ``methods`` that no
+        consensus outvotes (complex step, forward, finite differences), computed in
+        addition if none is listed.
     options : mapping, optional
         Per-method keyword options, e.g. ``{"backprop": {"scheme": "rk4", "steps": 400}}``.
     taylor : bool
@@ -113,6 +339,7 @@ def check(
     Returns
     -------
     Report
+        ``report.verdict`` is ``"ok"``, ``"fail"`` or ``"inconclusive"``.
 
     Examples
     --------
@@ -120,31 +347,25 @@ def check(
     >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
     >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("x**2"))
     >>> report = check(prob, ["adjoint", "forward", "complex-step"])
-    >>> report.ok, report.reference
-    (True, 'complex-step')
+    >>> report.verdict, report.reference
+    ('ok', 'complex-step')
     """
     check_solver(solver)
     methods = list(dict.fromkeys(methods))
     unknown = [m for m in methods if m not in all_methods()]
+    if reference is not None and reference not in all_methods():
+        unknown.append(reference)
     if unknown:
         raise InvalidModelError(f"unknown method {unknown[0]!r}; choose among {', '.join(all_methods())}")
-    options = dict(options or {})
-    notes: list[str] = []
-    grads: dict[str, Gradient] = {}
+    session = _Session(prob, solver, rtol, atol, options)
     for m in methods:
-        g = _run(prob, m, solver, rtol, atol, options, notes)
-        if g is not None:
-            grads[m] = g
-    ref = reference or pick_reference(prob, solver, list(grads))
-    if ref not in grads:
-        g = _run(prob, ref, solver, rtol, atol, options, notes)
-        if g is None:  # complex-step refused: forward sensitivities always apply
-            ref = "forward"
-            g = _run(prob, ref, solver, rtol, atol, options, notes)
-        grads[ref] = g
-    accuracies = {m: accuracy(g, rtol) for m, g in grads.items()}
-    kappa = conditioning(prob, grads, solver, rtol, atol)
-    report = compare_routes(prob, grads, ref, accuracies, kappa, solver, notes)
+        session.add(m)
+    ref = reference or pick_reference(prob, solver, session.references())
+    if ref not in session.grads and not session.add(ref) and not session.references():
+        session.escalate()
+    if not session.grads:
+        raise InvalidModelError(f"no method produced a gradient: {'; '.join(session.notes)}")
+    report = session.decide([ref])
     return _with_taylor(prob, report, solver) if taylor else report
 
 
@@ -153,6 +374,8 @@ def _with_taylor(prob: Problem, report: Report, solver: str) -> Report:
     results, failures, notes = {}, list(report.failures), list(report.notes)
     tight_solver = solver if solver in IMPLICIT else "DOP853"
     for m, g in report.gradients.items():
+        if m not in report.methods:
+            continue
         res = taylor_test(prob, g, solver=tight_solver)
         results[m] = res
         notes.append(f"Taylor test of {m}: remainder order {res.fitted_order:.2f} ({'ok' if res.ok else 'FAILED'})")
@@ -170,7 +393,8 @@ def _with_taylor(prob: Problem, report: Report, solver: str) -> Report:
                     "g is not the derivative of L along a random direction v",
                 )
             )
-    return dataclasses.replace(report, ok=not failures, failures=tuple(failures), notes=tuple(notes), taylor=results)
+    verdict = "fail" if len(failures) > len(report.failures) else report.verdict
+    return dataclasses.replace(report, verdict=verdict, failures=tuple(failures), notes=tuple(notes), taylor=results)
 
 
 def compare(
@@ -212,23 +436,19 @@ def compare(
     'dL/dk'
     """
     check_solver(solver)
-    notes: list[str] = []
     name = label or f"candidate ({candidate.method})"
-    grads: dict[str, Gradient] = {name: candidate}
-    accuracies = {name: float(candidate_rtol) if candidate_rtol is not None else accuracy(candidate, rtol)}
-    ref = None
+    session = _Session(prob, solver, rtol, atol)
+    session.grads[name] = candidate
+    session.taus[name] = float(candidate_rtol) if candidate_rtol is not None else accuracy(candidate, rtol)
+    session.fixed.add(name)
+    session.tried.add(name)
     for m in reference_methods:
-        g = _run(prob, m, solver, rtol, atol, {}, notes)
-        if g is not None:
-            grads[m] = g
-            accuracies[m] = accuracy(g, rtol)
-            ref = ref or m
-    if ref is None:
-        ref = "forward"
-        grads[ref] = _run(prob, ref, solver, rtol, atol, {}, notes)
-        accuracies[ref] = accuracy(grads[ref], rtol)
-    kappa = conditioning(prob, grads, solver, rtol, atol)
-    return compare_routes(prob, grads, ref, accuracies, kappa, solver, notes)
+        session.add(m)
+    if not session.references():
+        session.add("forward") or session.escalate()
+    if not session.references():
+        raise InvalidModelError(f"no reference produced a gradient: {'; '.join(session.notes)}")
+    return session.decide(list(reference_methods[:1]))
 
 
 def assert_gradients_agree(prob: Problem, methods: Sequence[str] = DEFAULT_METHODS, **kwargs) -> Report:
