@@ -164,7 +164,8 @@ class _Session:
             self._scales = dict(zip(next(iter(values.values())), scales))
         model = ToleranceModel(self._scales, self.kappa, self.atol)
         losses = {m: float(g.loss) for m, g in self.grads.items()}
-        return lambda a, b: model.compare(values[a], values[b], self.taus[a], self.taus[b], losses[b])
+        taus = dict(self.taus)  # a snapshot: a re-run replaces the live ones
+        return lambda a, b: model.compare(values[a], values[b], taus[a], taus[b], losses[b])
 
     def context(self) -> Context:
         smooth = non_analytic_functions(self.prob)
@@ -186,8 +187,8 @@ class _Session:
         while j.undecided() and self.escalate():
             order = sorted(self.references(), key=lambda m: preferred.index(m) if m in preferred else len(preferred))
             j = judge_session(self, order)
-        overrides = self.refine(j, order) if j.undecided() or _failing(j) else {}
-        if overrides:
+        overrides = self.refine(j, order) if j.undecided() or _failing(j) else None
+        if overrides is not None:  # something was re-run: judge the columns as they now are
             j = judge_session(self, order)
         values = self.values()
         return build_report(
@@ -207,12 +208,12 @@ class _Session:
         claimed = self.grads[m].stats.get("accuracy")
         return claimed is None or abs(float(claimed) - self.rtol) <= 1e-9 * self.rtol
 
-    def refine(self, j, order) -> dict:
+    def refine(self, j, order) -> dict | None:
         """Re-run at a tighter rtol every column in question that the rtol limits; the outcome
-        per (method, quantity) where it changes the verdict."""
+        per (method, quantity) where it changes the verdict (``None``: nothing was re-run)."""
         tight = max(self.rtol / REFINE_FACTOR, TIGHTEST_RTOL)
         if tight >= self.rtol:
-            return {}
+            return None
         rule0 = self.rule(self.values())
         questioned = []
         for m in self.grads:
@@ -233,7 +234,7 @@ class _Session:
                 self.notes.append(f"{m} was re-run at rtol {tight:.0e} to tell a solver's error from a wrong term")
         rerun = [m for m in questioned if self.grads[m] is not before[m]]
         if not rerun:
-            return {}
+            return None
         j1 = judge_session(self, order)
         return _outcomes(self, j, j1, before, rerun, rule0, tight)
 
@@ -261,9 +262,15 @@ def _outcomes(session, j0, j1, before, rerun, rule0, tight) -> dict:
                 continue
             if st1.status == "ok":
                 loose = before[m].quantities(session.prob.system.state_names)[q]
+                why = ""
+                if st0.against:
+                    shown = st0.against[0]
+                    ratio0 = rule0(m, shown)[q].ratio
+                    why = context.explain_failure(m, shown, q, loose, j0.values[shown][q], ratio0)
+                    why = f" by {ratio0:.3g}x the allowance (likely cause: {why})"
                 session.notes.append(
-                    f"{q}: {m} agrees at rtol {tight:.0e}; at rtol {session.rtol:g} ({m} = {loose:.10g}) it did "
-                    "not: the solver's error at the looser tolerance, not a wrong term"
+                    f"{q}: {m} agrees at rtol {tight:.0e}; at rtol {session.rtol:g} ({m} = {loose:.10g}) it missed "
+                    f"the references{why}: the solver's error at the looser tolerance, not a wrong term"
                 )
                 continue
             if st1.status == "fail":
