@@ -226,6 +226,12 @@ class _Session:
                 ):
                     questioned.append(m)
                     break
+        for m in j.candidates:  # a reference that leaves a method undecided gets a second, tighter look
+            for st in j.standings[m].values():
+                if st.status == "inconclusive":
+                    involved = (*st.support, *st.against)
+                    questioned += [r for r in involved if r not in questioned and r not in self.fixed]
+        questioned = [m for m in questioned if self._tracks_rtol(m) and not self.grads[m].stats.get("fixed_steps")]
         before = {m: self.grads[m] for m in questioned}
         for m in questioned:
             g = self.run(m, rtol=tight, atol=self.atol / REFINE_FACTOR)
@@ -241,7 +247,7 @@ class _Session:
 
 def judge_session(session: _Session, order: Sequence[str]):
     values = session.values()
-    return judge(tuple(next(iter(values.values()))), values, order, session.rule(values))
+    return judge(tuple(next(iter(values.values()))), values, order, session.rule(values), accuracies=session.taus)
 
 
 def _failing(j) -> bool:
@@ -273,23 +279,22 @@ def _outcomes(session, j0, j1, before, rerun, rule0, tight) -> dict:
                     f"the references{why}: the solver's error at the looser tolerance, not a wrong term"
                 )
                 continue
-            if st1.status == "fail":
-                shown = st1.against[0]
-                dev0 = rule0(m, shown)[q].deviation if shown in st0.against + st0.support else None
-                dev1 = rule1(m, shown)[q]
-                if dev0 is not None and dev0 >= SHRINK * dev1.deviation:
-                    remedy_text = (
-                        f"the deviation shrank {dev0 / max(dev1.deviation, 1e-300):.3g}x when rtol went from "
-                        f"{session.rtol:g} to {tight:.0e}: the solver's error, beyond the tolerance model; "
-                        + context.remedy((m, *st1.against))
-                    )
-                    out[(m, q)] = ("inconclusive", remedy_text)
-                else:
-                    v, r = j1.values[m][q], j1.values[shown][q]
-                    why = context.explain_failure(
-                        m, " and ".join(st1.against), q, v, r, dev1.ratio, (tight, dev1.ratio)
-                    )
-                    out[(m, q)] = ("fail", why)
+            if st1.status not in ("fail", "inconclusive") or not st1.against:
+                continue
+            shown = min(st1.against, key=lambda r: session.taus.get(r, 1.0))  # the most accurate against it
+            dev1 = rule1(m, shown)[q]
+            dev0 = rule0(m, shown)[q].deviation if shown in j0.values else None
+            if dev0 is not None and dev0 >= SHRINK * dev1.deviation:
+                out[(m, q)] = (
+                    "inconclusive",
+                    f"the gap to {shown} shrank {dev0 / max(dev1.deviation, 1e-300):.3g}x when rtol went from "
+                    f"{session.rtol:g} to {tight:.0e}: the solver's error, beyond the tolerance model, not a wrong "
+                    "term; " + context.remedy((m, *st1.against)),
+                )
+            elif st1.status == "fail":
+                v, r = j1.values[m][q], j1.values[shown][q]
+                refs = " and ".join(st1.against)
+                out[(m, q)] = ("fail", context.explain_failure(m, refs, q, v, r, dev1.ratio, (tight, dev1.ratio)))
     return out
 
 

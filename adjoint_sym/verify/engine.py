@@ -54,6 +54,7 @@ class Standing:
     status: str
     support: tuple[str, ...] = ()
     against: tuple[str, ...] = ()
+    reason: str = ""  # for "inconclusive": "split", "unconfirmed", "precision" or "no reference"
 
 
 def standing(
@@ -63,11 +64,20 @@ def standing(
     confirmations: int = 2,
     *,
     reference: bool = False,
+    rank: Callable[[str], float] | None = None,
 ) -> Standing:
     """The :class:`Standing` of ``route`` among the references ``others``.
 
-    A ``reference`` counts for itself: with one other reference on its side it is a
-    consensus of two.
+    ``rank`` orders the references by their claimed accuracy (smaller: more accurate;
+    default their order in ``others``).  A ``reference`` counts for itself: with one
+    other reference on its side it is a consensus of two.
+
+    Where every reference against the route agrees with every one for it, the references
+    do not contradict each other: only their precision differs, so the loose ones'
+    agreement is no evidence.  The route is then failed by two agreeing references
+    against it, passed if the most accurate one is for it, and undecided otherwise (a
+    tighter second reference would settle it).  Where some do contradict each other, a
+    consensus on the route's side outvotes a lone dissenter; anything else is undecided.
 
     Examples
     --------
@@ -80,22 +90,33 @@ def standing(
     >>> standing("adjoint", ["complex-step"], agree).status  # one reference cannot fail a method
     'inconclusive'
     """
+    position = {r: i for i, r in enumerate(others)}
+    rank = rank or position.__getitem__
     support = tuple(r for r in others if agree(route, r))
     against = tuple(r for r in others if r not in support)
-    confirmed_against = (
-        (confirmations <= 1 and bool(against)) or any(agree(a, b) for a, b in itertools.combinations(against, 2))
-    )
+
+    def confirmed(group) -> bool:
+        return any(agree(a, b) for a, b in itertools.combinations(group, 2))
+
     if not others:  # a lone reference stands; a method with none cannot be judged
-        return Standing("ok" if reference else "inconclusive")
+        return Standing("ok") if reference else Standing("inconclusive", reason="no reference")
     if not against:
         return Standing("ok", support)
     if not support:
-        return Standing("fail" if confirmed_against else "inconclusive", support, against)
-    if confirmed_against:
-        return Standing("inconclusive", support, against)  # the references split over the route
-    confirmed_support = reference or any(agree(a, b) for a, b in itertools.combinations(support, 2))
-    chained = all(any(agree(a, s) for s in support) for a in against)
-    return Standing("ok" if confirmed_support or chained else "inconclusive", support, against)
+        if confirmations <= 1 or confirmed(against):
+            return Standing("fail", support, against)
+        return Standing("inconclusive", support, against, "unconfirmed")
+    if all(agree(a, s) for a in against for s in support):  # compatible: only precision differs
+        if confirmed(against) and not reference:
+            return Standing("fail", support, against)
+        best = min((*support, *against), key=rank)
+        return Standing("ok", support, against) if best in support else Standing(
+            "inconclusive", support, against, "precision"
+        )
+    dissenters = tuple(a for a in against if not all(agree(a, s) for s in support))
+    if (reference or confirmed(support)) and not confirmed(dissenters):
+        return Standing("ok", support, against)  # the dissenters are outvoted
+    return Standing("inconclusive", support, against, "split")
 
 
 @dataclass
@@ -123,6 +144,7 @@ def judge(
     rule: Rule,
     *,
     confirmations: int = 2,
+    accuracies: Mapping[str, float] | None = None,
 ) -> Judgement:
     """Judge every column of ``values`` (references among them) quantity by quantity.
 
@@ -138,11 +160,17 @@ def judge(
     confirmations : int
         References that must agree with each other to fail a method: 2, or 1 where the
         caller vouches for a single reference (:func:`~adjoint_sym.testing.compare_gradients`).
+    accuracies : mapping, optional
+        ``tau`` per reference: which of two compatible references is the more accurate.
     """
     refs = tuple(r for r in references if r in values)
     candidates = tuple(m for m in values if m not in refs)
     j = Judgement(tuple(quantities), dict(values), refs, candidates)
     cache: dict = {}
+    taus = dict(accuracies or {})
+
+    def rank(r: str) -> tuple:
+        return (taus.get(r, np.inf), refs.index(r))
 
     def agree_on(q: str):
         def agree(a: str, b: str) -> bool:
@@ -160,7 +188,9 @@ def judge(
         j.standings[route] = {}
         others = [r for r in refs if r != route]
         for q in quantities:
-            j.standings[route][q] = standing(route, others, agree_on(q), confirmations, reference=route in refs)
+            j.standings[route][q] = standing(
+                route, others, agree_on(q), confirmations, reference=route in refs, rank=rank
+            )
     j.deviations = cache
     return j
 
@@ -220,6 +250,7 @@ def build_report(
                 st.status if m in j.candidates else {"fail": "outvoted", "inconclusive": "split"}.get(st.status, "ok")
             )
             status, cause = overrides.get((m, q), (status, None))
+            reason = "converging" if (m, q) in overrides else (st.reason or "split")
             statuses[m][q] = status
             v = j.values[m][q]
             if status == "fail":
@@ -232,7 +263,7 @@ def build_report(
                 routes = (*st.support, *st.against)
                 vals = {k: j.values[k][q] for k in (m, *routes)}
                 remedy = cause or context.remedy(routes)
-                undecided.append(Inconclusive(q, m, st.support, st.against, vals, remedy))
+                undecided.append(Inconclusive(q, m, st.support, st.against, vals, remedy, reason))
             elif status == "outvoted" and j.candidates:
                 a, b = next((a, b) for a, b in itertools.combinations(st.against, 2) if _agrees(j, rule, a, b, q))
                 notes.append(
@@ -240,7 +271,7 @@ def build_report(
                     f"each other and with every method, so {m} misses the accuracy it claims here"
                 )
     for m, message in (crashed or {}).items():
-        if m not in j.references:
+        if m not in REFERENCE_ROUTES:  # a reference that raised is replaced, a method that raised failed
             failures.append(Failure("(no gradient)", m, "", np.nan, np.nan, np.inf, np.nan, message))
     deviations, errors = {}, {}
     for m in order:

@@ -65,7 +65,14 @@ class Failure:
 
 @dataclass(frozen=True)
 class Inconclusive:
-    """A quantity on which a route's verdict is undecided: the references disagree among themselves."""
+    """A quantity on which no two agreeing references decide a route's verdict.
+
+    ``reason`` says why: ``"split"`` (the references contradict each other over it),
+    ``"unconfirmed"`` (those against it do not confirm each other), ``"precision"`` (only
+    the most accurate reference resolves the gap; the looser ones agree with both),
+    ``"converging"`` (a re-run at a tighter rtol shrank the gap without closing it: a
+    solver's error beyond the tolerance model) or ``"no reference"``.
+    """
 
     quantity: str
     method: str
@@ -73,18 +80,30 @@ class Inconclusive:
     against: tuple  # references that do not
     values: dict  # value per route: the method and every reference
     remedy: str
+    reason: str = "split"
 
     def explain(self) -> str:
         def listed(names):
             return ", ".join(f"{m} = {self.values[m]:.10g}" for m in names)
 
-        sides = f"agrees with {listed(self.support)} but not with {listed(self.against)}"
-        if not self.support:
-            sides = f"disagrees with {listed(self.against)}, which do not confirm each other"
-        return (
-            f"{self.quantity}: {self.method} = {self.values[self.method]:.10g} {sides}: the references disagree "
-            f"among themselves, so no verdict on {self.method}; remedy: {self.remedy}"
-        )
+        head = f"{self.quantity}: {self.method} = {self.values[self.method]:.10g}"
+        if self.reason == "precision":
+            body = (
+                f"misses {listed(self.against)}, while the looser {', '.join(self.support)} agree with both: "
+                "no second reference confirms the miss"
+            )
+        elif self.reason == "converging":
+            body = f"misses {listed(self.against)} at both tolerances it was run at, by less at the tighter"
+        elif self.reason == "unconfirmed":
+            body = f"disagrees with {listed(self.against)}, which do not confirm each other"
+        elif self.reason == "no reference":
+            body = "has no reference to be judged by"
+        else:
+            body = (
+                f"agrees with {listed(self.support)} but not with {listed(self.against)}: the references disagree "
+                "among themselves"
+            )
+        return f"{head} {body}, so no verdict on {self.method}; remedy: {self.remedy}"
 
 
 @dataclass(frozen=True)
@@ -289,6 +308,7 @@ class Report:
                     "against": list(i.against),
                     "values": {k: _finite(v) for k, v in i.values.items()},
                     "remedy": i.remedy,
+                    "reason": i.reason,
                 }
                 for i in self.inconclusive
             ],
