@@ -26,7 +26,8 @@ def decay(loss: str = "x**2", h0: float = 1.0, k: float = 0.5, t1: float = 1.0) 
 
 def observed() -> Problem:
     system = ODESystem.from_strings(["x", "y"], ["k", "c"], "t", ["-k*x + y*sin(2*t)", "c*x*cos(t) - y"])
-    return Problem(system, [0.9, -0.4], {"k": 0.8, "c": 1.3}, 0.0, 1.5, ObservationLoss([0.4, 0.9, 1.5], expr="x**2 + y**2"))
+    loss = ObservationLoss([0.4, 0.9, 1.5], expr="x**2 + y**2")
+    return Problem(system, [0.9, -0.4], {"k": 0.8, "c": 1.3}, 0.0, 1.5, loss)
 
 
 def exact(prob: Problem) -> object:
