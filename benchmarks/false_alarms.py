@@ -45,7 +45,11 @@ def verdict_of(report) -> str:
 
 
 def cause_of(report) -> str:
+    """The failures' causes, or for an inconclusive verdict its reasons and the regime named."""
     causes = {f.cause.split(":")[0] for f in report.failures}
+    for item in getattr(report, "inconclusive", ()):
+        regime = next((w for w in ("stiff", "kappa", "smooth surrogate", "tighten rtol") if w in item.remedy), "")
+        causes.add(f"{item.reason} ({regime})" if regime else item.reason)
     return ", ".join(sorted(causes)) or "(none)"
 
 
