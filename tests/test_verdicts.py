@@ -95,7 +95,7 @@ def test_a_1e_6_error_is_caught_at_rtol_1e_8():
 
 def break_references(monkeypatch, factors: dict[str, float]):
     """Scale the named references' dL/dh0 (as a bug in them would), everywhere check() looks."""
-    import adjoint_sym.verify.checker as checker
+    import adjoint_sym.verify.session as checker
 
     real = checker.gradient
 
@@ -186,7 +186,7 @@ def test_a_raising_method_is_recorded_as_failed(monkeypatch):
 
 
 def test_a_raising_reference_is_replaced(monkeypatch):
-    import adjoint_sym.verify.checker as checker
+    import adjoint_sym.verify.session as checker
 
     real = checker.gradient
 

@@ -371,9 +371,10 @@ def test_implicit_solver_skips_the_explicit_only_routes_and_says_why():
 def test_a_broken_reference_is_outvoted_and_fails_no_method(monkeypatch):
     # A broken reference: both adjoints agree, the reference is off by 10% on dL/dh0.
     import adjoint_sym.verify.checker as verify_module
+    import adjoint_sym.verify.session as session_module
 
     prob = nonautonomous_problem(final=True)
-    real_gradient = verify_module.gradient
+    real_gradient = session_module.gradient
 
     def broken(problem, method="adjoint", **kw):
         g = real_gradient(problem, method, **kw)
@@ -381,7 +382,7 @@ def test_a_broken_reference_is_outvoted_and_fails_no_method(monkeypatch):
             return dataclasses.replace(g, dh0=g.dh0 * 1.1)
         return g
 
-    monkeypatch.setattr(verify_module, "gradient", broken)
+    monkeypatch.setattr(session_module, "gradient", broken)
     report = verify_module.check(prob, ["interpolating", "backsolve", "forward"], reference="forward")
     # forward alone cannot fail the adjoints: complex step and finite differences are run, agree
     # with each other and with both adjoints, and outvote it

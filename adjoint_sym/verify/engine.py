@@ -110,8 +110,10 @@ def standing(
         if confirmed(against) and not reference:
             return Standing("fail", support, against)
         best = min((*support, *against), key=rank)
-        return Standing("ok", support, against) if best in support else Standing(
-            "inconclusive", support, against, "precision"
+        return (
+            Standing("ok", support, against)
+            if best in support
+            else Standing("inconclusive", support, against, "precision")
         )
     dissenters = tuple(a for a in against if not all(agree(a, s) for s in support))
     if (reference or confirmed(support)) and not confirmed(dissenters):
