@@ -284,3 +284,17 @@ def test_the_adjoint_on_a_mildly_stiff_system_is_not_failed():
     assert "jumps" not in report.text()
     alone = compare(prob, gradient(prob))  # the same adjoint, with no re-check: stiffness is named
     assert all(f.cause.startswith("stiffness") for f in alone.failures), alone.text()
+
+
+def test_backprop_is_judged_never_a_judge(monkeypatch):
+    # complex step is broken; backprop agrees with the adjoint, but the discrete gradient is no
+    # reference of the continuous one: forward sensitivities and finite differences must be run
+    prob = decay()
+    break_references(monkeypatch, {"complex-step": 1.1})
+    report = check(prob, ["adjoint", "backprop", "complex-step"])
+    assert report.verdict == "ok", report.text()
+    assert {"forward", "finite-difference"} <= set(report.methods)
+    assert set(report.statuses["backprop"].values()) == {"ok"}  # judged as a method
+    assert report.statuses["complex-step"]["dL/dh0[x]"] == "outvoted"
+    coarse = check(prob, ["backprop"], options={"backprop": {"scheme": "euler", "steps": 4}})
+    assert coarse.verdict == "fail" and all("backprop" not in f.references for f in coarse.failures)
