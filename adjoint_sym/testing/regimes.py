@@ -28,8 +28,9 @@ false-alarm benchmark and campaigns use it); like every module that draws, it ne
 
 Examples
 --------
->>> from adjoint_sym.testing import describe
->>> print(describe(drawn_problems(1, equilibrium_problems(dim=1), seed=0)[0]))  # doctest: +SKIP
+>>> probs = drawn_problems(3, equilibrium_problems(dim=1), seed=0)
+>>> [bool(abs(p.kernels.f(p.t0, p.h0, p.theta)[0]) < 1e-12) for p in probs]  # each stands still
+[True, True, True]
 """
 
 from __future__ import annotations
