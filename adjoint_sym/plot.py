@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._figures import LEGEND_MAX, finish, new_figure, target_axes
-from .adjoint.kernels import adjoint_kernels
+from ._figures import LEGEND_MAX, finish, layout_problems, new_figure, target_axes, tidy
+from .adjoint.backward import Crossing, Observations, sweep
+from .adjoint.methods import InterpolatingAdjoint
 from .errors import InvalidModelError
-from .numeric.dense import DenseState
 from .numeric.problem import Problem
-from .numeric.solve import forward, integrate
+from .numeric.solve import forward
 from .verify.convergence import convergence, fitted_order
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -94,7 +94,7 @@ def trajectories(
     ax.set_ylabel("h(t)")
     ax.set_title(f"State of {problem.system.name or 'the system'}")
     finish(ax, len(names) * (1 + (targets is not None)))
-    return fig
+    return tidy(fig)
 
 
 # -- the adjoint trajectory ------------------------------------------------------------------
@@ -118,12 +118,21 @@ class AdjointPath:
         ``dL/dtheta`` is ``dL/dtheta``.
     a_t : ndarray, shape (N,)
         ``a_t(t)``; ``a_t[-1]`` is ``dL/dt0`` (``h0`` held fixed).
+    explicit_theta : ndarray, shape (p,)
+        The loss's explicit ``dL/dtheta`` (``sum_i d ell_i/dtheta``): zero unless the loss
+        reads a parameter.
     """
 
     t: np.ndarray
     a: np.ndarray
     a_theta: np.ndarray
     a_t: np.ndarray
+    explicit_theta: np.ndarray
+
+    @property
+    def dtheta(self) -> np.ndarray:
+        """``dL/dtheta = a_theta(t0) + dL/dtheta|explicit``, the flat gradient."""
+        return self.a_theta[-1] + self.explicit_theta
 
 
 def adjoint_path(
@@ -136,11 +145,12 @@ def adjoint_path(
 ) -> AdjointPath:
     """Integrate ``[a, a_theta, a_t]`` backward, reading ``h(t)`` from the forward solve.
 
-    The interpolating form of the adjoint: ``da/dt = -a^T f_h``,
-    ``da_theta/dt = -a^T f_theta``, ``da_t/dt = -a^T f_t`` with the compiled matrix-level
-    vector-Jacobian product, from ``a(t1) = dL/dh(t1)``, ``a_theta(t1) = 0``,
-    ``a_t(t1) = -dL/dt1``, adding ``dL/dh(t_i)`` and ``-dL/dt_i`` at each observation
-    time on the way back.  Needs no matplotlib.
+    The library's own backward sweep (:func:`adjoint_sym.adjoint.sweep`) with the
+    interpolating adjoint, keeping each segment's dense solution: ``da/dt = -a^T f_h``,
+    ``da_theta/dt = -a^T f_theta``, ``da_t/dt = -a^T f_t``, and at each observation time
+    ``a += dL/dh(t_i)``, ``a_t -= dL/dh(t_i) . f`` (only the state's motion: an explicit
+    time dependence of the loss does not move with ``t0``), so the path ends at the
+    gradient: ``a[-1] = dL/dh0``, ``a_t[-1] = dL/dt0``.  Needs no matplotlib.
 
     Parameters
     ----------
@@ -166,48 +176,28 @@ def adjoint_path(
     """
     _check_problem(problem)
     n, p = problem.system.n, problem.system.n_params
-    theta = problem.theta
-    kernels = adjoint_kernels(problem.system)
-    f, vjp = kernels.f.fn, kernels.vjp.fn
     fwd = forward(problem, solver=solver, rtol=rtol, atol=atol)
-    times = problem.times
-    states = fwd.at(times)
-    loss = problem.evaluate_loss(states)
+    observations = Observations.of(problem, fwd.at(problem.times))
+    engine = InterpolatingAdjoint(keep_paths=True).segments(problem, fwd, solver, rtol, atol)
+    crossings: list[Crossing] = []
+    sweep(problem, observations, engine, record=crossings)
     span = abs(problem.t1 - problem.t0) or 1.0
-
-    h_of = DenseState(fwd.sol) if fwd.sol is not None else (lambda t: problem.h0)
-
-    def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        return -vjp(t, h_of(t), y[:n], theta)
-
-    y = np.zeros(n + p + 1)
     pieces_t: list[np.ndarray] = []
     pieces_y: list[np.ndarray] = []
-    starts = [problem.t0, *times[:-1]]
-    for i in range(len(times) - 1, -1, -1):
-        t_i = float(times[i])
-        dt_i = loss.d_states[i] @ f(t_i, states[i], theta) + loss.d_times[i]
-        y = y.copy()  # the previous segment ended at t_i before the jump: t_i is sampled twice
-        y[:n] += loss.d_states[i]
-        y[-1] -= dt_i
-        end = float(starts[i])
-        res = integrate(
-            rhs, (t_i, end), y, solver=solver, rtol=rtol, atol=atol, what="adjoint solve (plot)", dense=True
-        )
-        if res.sol is None:  # zero-length segment
-            grid = np.array([t_i])
-            values = y[None, :].copy()
+    for c in crossings:  # last segment first: t runs from t1 back to t0
+        start_y, end_y = c.jumped.vector(), c.crossed.vector()
+        if c.crossed.path is None:  # a zero-length segment: the jump alone
+            grid, values = np.array([c.start]), start_y[None, :]
         else:
-            count = max(int(points * abs(t_i - end) / span), 2)
-            grid = np.linspace(t_i, end, count)
-            values = np.asarray(res.sol(grid)).T
-            values[0], values[-1] = res.y[:, 0], res.y[:, -1]
-        pieces_t.append(grid)
+            grid = np.linspace(c.start, c.end, max(int(points * abs(c.start - c.end) / span), 2))
+            values = np.asarray(c.crossed.path(grid)).T
+            values[0], values[-1] = start_y, end_y
+        pieces_t.append(grid)  # t_i appears twice across segments: before and after its jump
         pieces_y.append(values)
-        y = res.y[:, -1]
-    t_all = np.concatenate(pieces_t)
     y_all = np.real(np.concatenate(pieces_y))
-    return AdjointPath(t=t_all, a=y_all[:, :n], a_theta=y_all[:, n : n + p], a_t=y_all[:, -1])
+    explicit = np.real(np.asarray(observations.loss.d_theta, dtype=complex))
+    t_all = np.concatenate(pieces_t)
+    return AdjointPath(t_all, y_all[:, :n], y_all[:, n : n + p], y_all[:, -1], explicit_theta=explicit)
 
 
 def parameter_entry_names(problem: Problem) -> list[str]:
@@ -285,15 +275,31 @@ def adjoint_trajectories(
     path = adjoint_path(problem, solver=solver, rtol=rtol, atol=atol, points=points)
     for j, name in enumerate(problem.system.state_names):
         ax_a.plot(path.t, path.a[:, j], label=name)
-    for k in chosen:
-        ax_theta.plot(path.t, path.a_theta[:, k], label=entry_names[k])
+    lines = [ax_theta.plot(path.t, path.a_theta[:, k], label=entry_names[k])[0] for k in chosen]
+    explicit = _explicit_markers(ax_theta, path, dict(zip(chosen, lines)), problem.t0)
     ax_a.set_ylabel("a(t) = dL/dh(t)")
     ax_theta.set_ylabel("a_theta(t)")
     ax_theta.set_xlabel("t")
     ax_a.set_title(f"Adjoint of {problem.system.name or 'the system'}, integrated from t1 back to t0")
     finish(ax_a, problem.system.n)
-    finish(ax_theta, len(chosen))
-    return fig
+    finish(ax_theta, len(chosen) + explicit)
+    return tidy(fig)
+
+
+def _explicit_markers(ax: Axes, path: AdjointPath, lines: dict, t0: float) -> int:
+    """Mark ``dL/dtheta = a_theta(t0) + dL/dtheta|explicit`` at ``t0`` where the loss reads a parameter.
+
+    ``a_theta(t0)`` alone is not the gradient then (a loss ``x + c`` has ``a_c = 0`` and
+    ``dL/dc = 1``); the marker, in the line's colour and labelled "dL/dtheta at t0", is.
+    Returns 1 when a legend entry was added.
+    """
+    marked = [(k, line) for k, line in lines.items() if path.explicit_theta[k] != 0]
+    for k, line in marked:
+        ax.plot([t0], [path.dtheta[k]], marker="D", linestyle="none", color=line.get_color(), zorder=3)
+    if not marked:
+        return 0
+    ax.plot([], [], marker="D", linestyle="none", color="gray", label="dL/dtheta at t0")
+    return 1
 
 
 def _chosen_entries(problem: Problem, params: Sequence[str] | None) -> list[int]:
@@ -330,6 +336,7 @@ __all__ = [
     "adjoint_trajectories",
     "convergence",
     "fitted_order",
+    "layout_problems",
     "parameter_entry_names",
     "trajectories",
 ]

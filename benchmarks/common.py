@@ -19,9 +19,10 @@ name                problem
                     ``t in [0, 100]``, ``L = y1(100) + 1e4 y2(100)``
 ==================  ==============================================================
 
-Only the public API of ``adjoint_sym`` is used, plus ``adjoint_sym.numeric.kernels.compiled``'s
-``cache_clear`` (an ``functools.lru_cache``) and SymPy's cache, both cleared by
-:func:`forget_compiled` so that a "first gradient" really derives and compiles.
+Only the public API of ``adjoint_sym`` is used, plus the ``cache_clear`` of the kernel
+caches ``adjoint_sym.numeric.kernels.compiled`` and ``adjoint_sym.adjoint.kernels.adjoint_kernels``
+(``functools.lru_cache``) and SymPy's cache, all cleared by :func:`forget_compiled` so that
+a "first gradient" really derives and compiles.
 """
 
 from __future__ import annotations
@@ -140,9 +141,11 @@ def forget_compiled() -> None:
     """Clear adjoint_sym's compiled-kernel cache and SymPy's cache: the next system is new."""
     from sympy.core.cache import clear_cache
 
+    from adjoint_sym.adjoint.kernels import adjoint_kernels
     from adjoint_sym.numeric.kernels import compiled
 
     compiled.cache_clear()
+    adjoint_kernels.cache_clear()
     clear_cache()
 
 

@@ -6,10 +6,19 @@ evidence, each piece a :class:`Check` that passed or failed.  The verdict is *co
 from the checks by :func:`decide`; nothing here, and nothing in ``derivations/``, types a
 verdict in.
 
-Verdicts, from best to worst: ``exact`` (holds as stated), ``conditional`` (holds under
-conditions the note does not state: in a limit, to an order, at one time), ``incomplete``
-(right as far as it goes, but a needed piece is missing: a constant, a terminal value),
-``wrong`` (a sign, a factor or an identification that fails).
+Verdicts, from best to worst, by one rubric (``derivations/README.md``), applied to the
+statement as the note writes it:
+
+* ``exact``: read as written, with the note's own definitions, it is true; nothing has to be
+  added (an approximation the note calls an approximation, or a limit it writes, is as written);
+* ``conditional``: true only under a condition the note does not state (a limit, an order,
+  a restriction on ``f``, one time instead of every time), and nothing in it is false then;
+* ``incomplete``: true as far as it goes, but it does not determine its object: a constant,
+  a terminal value, limits or an initial value is missing;
+* ``wrong``: some part is false under every reasonable reading (a sign, a factor, an
+  identification of one object with another); a counterexample exists.
+
+Each :class:`Check` says which of the last three its failure would mean.
 """
 
 from __future__ import annotations
@@ -25,6 +34,12 @@ import numpy as np
 import sympy as sp
 
 VERDICTS = ("exact", "conditional", "incomplete", "wrong")
+#: How a failed check reads in the report, by the verdict it means.
+_OUTCOME = {
+    "conditional": "holds only under a condition the note does not state",
+    "incomplete": "a needed piece is missing",
+    "wrong": "fails",
+}
 
 
 @dataclass(frozen=True)
@@ -46,8 +61,14 @@ class Check:
             raise ValueError(f"Check {self.name!r}: failure must be one of {VERDICTS[1:]}, got {self.failure!r}")
 
     def line(self) -> str:
-        mark = "pass" if self.passed else f"FAIL ({self.failure})"
-        return f"{self.name}: {mark}. {self.detail}"
+        """``name: outcome. detail``, the outcome in the rubric's words (never a bare FAIL tag)."""
+        return f"{self.name}: {self.outcome}. {self.detail}"
+
+    @property
+    def outcome(self) -> str:
+        if self.passed:
+            return "holds"
+        return _OUTCOME[self.failure]
 
 
 def decide(checks: Iterable[Check]) -> str:
@@ -74,7 +95,7 @@ class Claim:
     Attributes
     ----------
     id : str
-        ``"C1"`` ... ``"C15"`` (see ``CLAIMS.md``).
+        ``"C1"`` ... ``"C15"`` (see ``derivations/NOTE.md``).
     note_statement : str
         What the note says, in its notation.
     correct_statement : str
@@ -176,7 +197,7 @@ def as_results(claims: Iterable[Claim]) -> dict[str, dict]:
     --------
     >>> out = as_results([Claim("C0", "1 = 1", "1 = 1", [Check("trivial", True, "0")], [])])
     >>> out["C0"]["verdict"], out["C0"]["evidence"]
-    ('exact', 'trivial: pass. 0')
+    ('exact', 'trivial: holds. 0')
     """
     return {c.id: c.as_dict() for c in claims}
 

@@ -23,7 +23,7 @@ import sympy as sp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _claims import Check, Claim, as_results, figure_saver, relative_error, script_main
-from _common import AGREE, backward, dLdh_at, forward_tight, problems, reference, terminal
+from _common import AGREE, backward, corpus_checks, dLdh_at, forward_tight, problems, reference, terminal
 
 from adjoint_sym.builders import neural_ode
 from adjoint_sym.identities import tangent_adjoint_pairing
@@ -94,7 +94,7 @@ def claim_adjoint_sign(sign: int = -1, quick: bool = False) -> tuple[Claim, dict
         e_h = relative_error(sign * a0, ref.dh0)
         e_theta = relative_error(a_theta0_num + term.dLdtheta_explicit, ref.dtheta)
         t_mid = 0.5 * (prob.t0 + prob.t1)
-        e_mid = relative_error(sign * back.result.sol(t_mid)[: prob.system.n], dLdh_at(prob, fwd, t_mid))
+        e_mid = relative_error(sign * back.path(t_mid)[: prob.system.n], dLdh_at(prob, fwd, t_mid))
         experiment += [
             Check(f"{label}: {_pm(sign)}a(t0) vs complex-step dL/dh0", e_h < AGREE, f"relative deviation {e_h:.1e}"),
             Check(
@@ -110,6 +110,9 @@ def claim_adjoint_sign(sign: int = -1, quick: bool = False) -> tuple[Claim, dict
         ]
         if not data:
             data = {"problem": prob, "fwd": fwd, "back": back, "ref": ref, "sign": sign}
+    # The same premise stated as a derivation and decided by verify_derivation (Lotka-Volterra,
+    # L = x^2 + y^2 at t1, so dL/dh(t1) = (2x, 2y)): a(t1) = sign * dL/dh(t1).
+    proof_api = corpus_checks("note_C10_adjoint_sign.toml", {"terminal": [f"{2 * sign}*x", f"{2 * sign}*y"]})
     claim = Claim(
         "C10",
         "L(t0, t, theta) = L(ODESolve(...)); dL/dh(t) = -a(t)",
@@ -117,7 +120,7 @@ def claim_adjoint_sign(sign: int = -1, quick: bool = False) -> tuple[Claim, dict
         "dL/dh(t0) = a(t0) and dL/dtheta = -int_{t1}^{t0} a^T df/dtheta dt = a_theta(t0). The note's "
         "dL/dh = -a is consistent with the a-equation alone (it is linear, so -a solves it too) but, with the "
         "note's own a_theta dynamics and readout a_theta = dL/dtheta, it gives -dL/dtheta.",
-        [proof_blind, proof_h, proof_theta],
+        [proof_blind, proof_h, proof_theta, *proof_api],
         experiment,
     )
     return claim, data
@@ -160,6 +163,16 @@ def claim_adjoint_ode(terminal_value: str = "none", dyn_sign: int = -1, quick: b
         f"a(t) = {a}; residual {res}",
         failure=missing,
     )
+    # The premise as a derivation, decided by verify_derivation (Lotka-Volterra, L = x^2 + y^2).
+    lv_adjoint = ["-a_x*(a - b*y) - a_y*d*y", "a_x*b*x - a_y*(d*x - c)"]
+    overrides = {
+        "terminal": ["0", "0"] if terminal_value == "none" else ["2*x", "2*y"],
+        "adjoint": lv_adjoint if dyn_sign == -1 else [f"-({e})" for e in lv_adjoint],
+    }
+    proof_api = corpus_checks("note_C11_adjoint_ode.toml", overrides)
+    proof_api = [
+        Check(c.name, c.passed, c.detail, failure=missing if "terminal" in c.name else "wrong") for c in proof_api
+    ]
     experiment, data = [], {}
     for label, prob in problems(quick):
         fwd = forward_tight(prob)
@@ -195,7 +208,7 @@ def claim_adjoint_ode(terminal_value: str = "none", dyn_sign: int = -1, quick: b
         "The adjoint solves da/dt = -a(t)^T df(h(t), t, theta)/dh backward from the terminal condition "
         "a(t1) = dL/dh(t1): a(t0) = dL/dh(t1) - int_{t1}^{t0} a(t)^T df/dh dt. The integrand and the limits "
         "(t1 to t0) are right; the terminal value is missing, and without it a is identically 0.",
-        [proof_pair, proof_terminal],
+        [proof_pair, proof_terminal, *proof_api],
         experiment,
     )
     return claim, data

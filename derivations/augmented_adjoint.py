@@ -21,12 +21,12 @@ import sympy as sp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _claims import Check, Claim, as_results, figure_saver, relative_error, script_main
-from _common import AGREE, ATOL, RTOL, backward, dLdh_at, forward_tight, problems, reference, terminal
+from _common import AGREE, ATOL, RTOL, backward, corpus_checks, dLdh_at, forward_tight, problems, reference, terminal
 
 from adjoint_sym import AugmentedSystem, ODESystem, gradient
 from adjoint_sym.builders import neural_ode
 from adjoint_sym.identities import augmented_adjoint_is_three_blocks
-from adjoint_sym.numeric.solve import integrate
+from adjoint_sym.numeric import integrate
 
 #: A small non-autonomous scalar system for the entry-wise symbolic checks.
 _TOY = ODESystem.from_strings(
@@ -117,12 +117,11 @@ def claim_augmented_meaning(a_t_terminal_sign: int = 1, quick: bool = False) -> 
         _, a_theta0, a_t0 = back.at_t0()
         times = np.linspace(prob.t0, prob.t1, 3 if quick else 5)
         n = prob.system.n
-        e_a = max(relative_error(back.result.sol(tt)[:n], dLdh_at(prob, fwd, float(tt))) for tt in times[:-1])
+        e_a = max(relative_error(back.path(tt)[:n], dLdh_at(prob, fwd, float(tt))) for tt in times[:-1])
         e_a = max(e_a, relative_error(term.dLdh1, dLdh_at(prob, fwd, prob.t1)))
         e_theta0 = relative_error(a_theta0, ref.dtheta)
         e_theta1 = relative_error(term.dLdtheta_explicit, ref.dtheta)
         e_t0 = relative_error(a_t0, ref.dt0)
-        e_t1 = relative_error(a_t_terminal_sign * term.dLdt1, ref.dt1)
         experiment += [
             Check(
                 f"{label}: a(t) = dL/dh(t) at {len(times)} times in [t0, t1]",
@@ -136,26 +135,26 @@ def claim_augmented_meaning(a_t_terminal_sign: int = 1, quick: bool = False) -> 
                 f"a_t(t0) = {a_t0:.6g}, complex-step dL/dt0 = {ref.dt0:.6g}",
             ),
             Check(
-                f"{label}: a_theta = dL/dtheta also at t1",
+                f"{label}: a_theta = dL/dtheta at every t, not only at t0",
                 e_theta1 < AGREE,
-                f"a_theta(t1) = dL/dtheta with h(t1) held = 0 vs total dL/dtheta: deviation {e_theta1:.1e}",
-                failure="conditional",
-            ),
-            Check(
-                f"{label}: a_t = dL/dt also at t1",
-                e_t1 < AGREE,
-                f"a_t(t1) = {a_t_terminal_sign * term.dLdt1:.6g} vs dL/dt1 = {ref.dt1:.6g}",
+                f"a_theta(t1) is the loss's explicit dL/dtheta (here 0), the total dL/dtheta only at t0: "
+                f"deviation {e_theta1:.1e} at t1",
                 failure="conditional",
             ),
         ]
         data = data or {"problem": prob, "back": back, "ref": ref, "fwd": fwd, "sign": a_t_terminal_sign}
+    # The note's reading at t1 as a derivation, decided by verify_derivation: a(t1) = dL/dh(t1) and
+    # a_t(t1) = sign * dL/dt1 (dL/dt1 = dL/dh(t1) . f(h(t1), t1) for this loss without explicit t).
+    dLdt1 = "2*x*(-k*x + y) + (-x - k*y + cos(t))"
+    start = dLdt1 if a_t_terminal_sign > 0 else f"-({dLdt1})"
+    proof_api = corpus_checks("note_C13_augmented_meaning.toml", {"terminal_time": start})
     claim = Claim(
         "C13",
         "augmented adjoint [a, a_theta, a_t] with a = dL/dh, a_theta = dL/dtheta, a_t = dL/dt",
         "a(t) = dL/dh(t) at every t. a_theta and a_t are the gradients only at t0: a_theta(t0) = dL/dtheta starting "
         "from a_theta(t1) = 0 (plus any explicit dL/dtheta), and a_t(t0) = dL/dt0 (h0 held fixed) starting from "
         "a_t(t1) = -dL/dt1, the opposite sign of the note's a_t = dL/dt read at t1 (Chen et al., Algorithm 1).",
-        [],
+        proof_api,
         experiment,
     )
     return claim, data
@@ -191,6 +190,15 @@ def claim_augmented_dynamics(dyn_sign: int = -1, quick: bool = False) -> tuple[C
             f"residual {list(res)}",
         )
     ]
+    # The three blocks as a derivation, decided by verify_derivation (a non-autonomous linear system).
+    blocks = {
+        "adjoint": ["k*a_x + a_y", "-a_x + k*a_y"],
+        "param_integrand": ["a_x*x + a_y*y"],
+        "adjoint_time": "a_y*sin(t)",
+    }
+    if dyn_sign == +1:
+        blocks = {k: [f"-({e})" for e in v] if isinstance(v, list) else f"-({v})" for k, v in blocks.items()}
+    proofs += corpus_checks("note_C14_augmented_dynamics.toml", blocks)
     if dyn_sign == -1 and not quick:  # the library's own identity on the tanh layer (matrix level, expanded)
         lib = augmented_adjoint_is_three_blocks(neural_ode(2))
         proofs.append(Check("adjoint_sym identity on the tanh layer, n = 2", bool(lib), repr(lib)))

@@ -30,7 +30,7 @@ from _claims import Check, Claim, as_results, figure_saver, measured_order, rela
 from _common import AGREE, ATOL, RTOL, neural_problem, reference
 
 from adjoint_sym import Problem, gradient
-from adjoint_sym.adjoint.kernels import adjoint_kernels
+from adjoint_sym.adjoint import SymbolicVJP
 
 #: Memory growth exponents (slope of log peak against log steps): storing every step
 #: gives 1, a fixed working set 0.  The thresholds sit far from both.
@@ -46,7 +46,7 @@ def backsolve(problem: Problem, steps: int, keep_trajectory: bool = False) -> np
     states are kept (``t_eval`` at the end, no dense output): the working set does not
     depend on ``steps``.  ``keep_trajectory=True`` stores every step and its interpolant.
     """
-    f, vjp, theta = problem.kernels.f.fn, adjoint_kernels(problem.system).vjp.fn, problem.theta
+    f, rate, theta = problem.kernels.f.fn, SymbolicVJP(problem.system).backsolve_rate, problem.theta
     n = problem.system.n
     t0, t1 = problem.t0, problem.t1
     options = {
@@ -63,9 +63,8 @@ def backsolve(problem: Problem, steps: int, keep_trajectory: bool = False) -> np
     a1 = loss.d_states[0]
     a_t1 = -(a1 @ f(t1, h1, theta) + loss.d_times[0])
 
-    def rhs(t, y):
-        h, a = y[:n], y[n : 2 * n]
-        return np.concatenate([f(t, h, theta), -vjp(t, h, a, theta)])
+    def rhs(t, y):  # [f, -a^T f_h, -a^T f_theta, -a^T f_t], Algorithm 1's augmented dynamics
+        return rate(t, y, theta, f)
 
     y1 = np.concatenate([h1, a1, loss.d_theta, [a_t1]])
     back = solve_ivp(rhs, (t1, t0), y1, t_eval=None if keep_trajectory else [t0], **options)

@@ -108,7 +108,8 @@ def test_latex_is_paper_ready_and_balanced():
     text = adj.latex()
     assert text.startswith("\\begin{align}") and text.endswith("\\end{align}")
     assert text.count("\\left") == text.count("\\right")
-    assert "\\frac{d a_{x}}{d t}" in text and "a_{t}(t_1)" in text
+    # Lotka-Volterra has a parameter a, so the adjoint is written lambda (symbolic/notation.py)
+    assert "\\frac{d \\lambda_{x}}{d t}" in text and "\\lambda_{t}(t_{1})" in text
     assert adj._repr_latex_().startswith("$$\\begin{aligned}")
     md = adj.markdown()
     assert "### Augmented state" in md and md.count("$$") % 2 == 0

@@ -191,24 +191,25 @@ def test_derive_plain_text_has_the_hand_derived_adjoint(example_gradients) -> No
     lines = {
         line.split(" = ")[0].strip(): line.split(" = ", 1)[1] for line in result.stdout.splitlines() if " = " in line
     }
-    names = "x y a b c d t a_x a_y a_a a_b a_c a_d a_t"
+    # Lotka-Volterra has a parameter named a, so the adjoint is written lambda (symbolic/notation.py).
+    names = "x y a b c d t lambda_x lambda_y lambda_a lambda_b lambda_c lambda_d lambda_t"
     symbols = {n: sp.Symbol(n, real=True) for n in names.split()}
-    x, y, a, b, c, d, a_x, a_y = (symbols[n] for n in ["x", "y", "a", "b", "c", "d", "a_x", "a_y"])
+    x, y, a, b, c, d, a_x, a_y = (symbols[n] for n in ["x", "y", "a", "b", "c", "d", "lambda_x", "lambda_y"])
     # By hand: da/dt = -(df/dh)^T a and da_theta/dt = -(df/dtheta)^T a for
     # f = [a x - b x y, d x y - c y]; a_t is constant for an autonomous system.
     by_hand = {
-        "da_x/dt": -(a_x * (a - b * y) + a_y * d * y),
-        "da_y/dt": -(a_x * (-b * x) + a_y * (d * x - c)),
-        "da_a/dt": -a_x * x,
-        "da_b/dt": a_x * x * y,
-        "da_c/dt": a_y * y,
-        "da_d/dt": -a_y * x * y,
-        "da_t/dt": sp.Integer(0),
+        "d(lambda_x)/dt": -(a_x * (a - b * y) + a_y * d * y),
+        "d(lambda_y)/dt": -(a_x * (-b * x) + a_y * (d * x - c)),
+        "d(lambda_a)/dt": -a_x * x,
+        "d(lambda_b)/dt": a_x * x * y,
+        "d(lambda_c)/dt": a_y * y,
+        "d(lambda_d)/dt": -a_y * x * y,
+        "d(lambda_t)/dt": sp.Integer(0),
     }
     for lhs, expected in by_hand.items():
         printed = parse_expression(lines[lhs], symbols, where=lhs)
         assert sp.simplify(printed - expected) == 0, f"{lhs}: printed {printed}, by hand {expected}"
-    assert "a(t1) = dL/dh(t1)" in result.stdout
+    assert "lambda(t1) = dl/dh(t1)" in result.stdout and "dl/dh = [2*x, 2*y]" in result.stdout
 
 
 def test_derive_latex_and_markdown(example_gradients, capsys) -> None:
@@ -225,8 +226,9 @@ def test_derive_latex_and_markdown(example_gradients, capsys) -> None:
 def test_derive_observation_loss_mentions_the_jumps(capsys) -> None:
     assert cli.main(["derive", str(OBSERVATIONS)]) == 0
     out = capsys.readouterr().out
-    assert "at each observation time t_i: a += dL/dh(t_i)" in out
-    assert "t_i in [1, 2, 3, 4]" in out
+    assert "a(t_i-) = a(t_i+) + dl_i/dh(t_i),  dl_i/dh = 2 (h - hhat_i)" in out
+    assert "a_t(t_i-) = a_t(t_i+) - dl_i/dh(t_i) . f(h(t_i), t_i)" in out
+    assert "t_i in {1, 2, 3, 4}" in out
 
 
 def test_report_writes_markdown_and_plots(tmp_path: Path) -> None:
@@ -319,7 +321,8 @@ def test_derivations_outside_a_checkout_says_where_it_looked(tmp_path: Path, mon
     """An installed wheel has no derivations/ folder: exit 2 with the place it looked."""
     import adjoint_sym.cli.derivations as cli_main
 
-    monkeypatch.setattr(cli_main, "__file__", str(tmp_path / "site-packages" / "adjoint_sym" / "cli" / "derivations.py"))
+    installed = tmp_path / "site-packages" / "adjoint_sym" / "cli" / "derivations.py"
+    monkeypatch.setattr(cli_main, "__file__", str(installed))
     assert cli.main(["derivations", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert "derivations/ folder was not found at" in err and "ship with the source repository" in err
@@ -329,7 +332,10 @@ def test_derivations_outside_a_checkout_says_where_it_looked(tmp_path: Path, mon
 def test_derivations_quick_run(tmp_path: Path) -> None:
     result = run(["derivations", "--out", str(tmp_path / "d"), "--quick"])
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)
+    on_disk = json.loads((tmp_path / "d" / "verdicts.json").read_text())
+    lines = result.stdout.splitlines()  # a table, one line per claim, not the JSON
+    assert lines[0].split() == ["claim", "verdict", "correct", "statement"]
+    assert [line.split()[:2] for line in lines[1 : 1 + len(on_disk)]] == [[c, v["verdict"]] for c, v in on_disk.items()]
 
 
 def test_derivations_calls_the_runner(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -337,11 +343,12 @@ def test_derivations_calls_the_runner(tmp_path: Path, monkeypatch, capsys) -> No
 
     calls = []
     fake = types.ModuleType("_runner")
-    fake.run_all = lambda out, quick: calls.append((out, quick)) or {"claim_1": {"verdict": True}}
+    verdicts = {"claim_1": {"verdict": "exact", "correct_statement": "s"}}
+    fake.run_all = lambda out, quick, progress=None: calls.append((out, quick)) or verdicts
     monkeypatch.setattr(cli_main, "_derivations_runner", lambda: fake)
     assert cli.main(["derivations", "--out", str(tmp_path / "d"), "--quick"]) == 0
     assert calls == [(tmp_path / "d", True)]
-    assert json.loads(capsys.readouterr().out) == {"claim_1": {"verdict": True}}
+    assert capsys.readouterr().out.splitlines()[1].split() == ["claim_1", "exact", "s"]
     assert (tmp_path / "d").is_dir()
 
 

@@ -142,6 +142,20 @@ def test_adjoint_path_jumps_at_observation_times():
     assert in_units(path.a[-1, 0], dh0) < TOL_UNITS
 
 
+@pytest.mark.parametrize(("t0", "t1"), [(0.0, T1), (T1, 0.0)], ids=["forward span", "backward span"])
+def test_adjoint_path_ends_at_dL_dt0_when_the_loss_depends_on_time(t0, t1):
+    """Regression: the plotted path once subtracted the loss's explicit dL/dt from a_t.
+
+    For x' = k x and L = t x^2 read at t1 with h0 fixed at the moved t0, x(t1) = x0 e^{k (t1 - t0)}
+    and L = t1 x0^2 e^{2k (t1 - t0)}, so dL/dt0 = -2 k t1 x(t1)^2; the explicit x^2 does not move
+    with t0.  The path's a_t must end there (and at the engine's own dL/dt0).
+    """
+    prob = Problem(decay(), [X0], {"k": K}, t0, t1, FinalLoss("t*x**2"))
+    path = adjoint_path(prob, rtol=RTOL, atol=ATOL)
+    x1 = X0 * np.exp(K * (t1 - t0))
+    assert in_units(path.a_t[-1], -2 * K * t1 * x1**2) < TOL_UNITS
+
+
 def test_adjoint_trajectories_axes_lines_labels():
     fig = adjoint_trajectories(lv_problem())
     ax_a, ax_theta = fig.axes

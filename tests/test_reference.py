@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 from adjoint_sym import CallableLoss, FinalLoss, InvalidModelError, ObservationLoss, ODESystem, Problem
-from adjoint_sym.builders import lotka_volterra, neural_ode
+from adjoint_sym.builders import linear_system, lotka_volterra, neural_ode, two_layer
 from adjoint_sym.discrete.backprop import complex_step_discrete, make_grids, tableau
 from adjoint_sym.reference import REFERENCES
 from adjoint_sym.reference.complex_step import non_analytic_functions
@@ -349,3 +349,184 @@ def test_forward_sensitivities_under_lsoda_match_central_differences_on_robertso
     # (rounding ~1e-11 / 1e-4 relative); the bug missed by 0.33
     assert abs(g.dparams["k2"] / expected - 1) < 1e3 * 1e-8
     assert g.stats["steps_forward"] < 5000  # a Jacobian that fits keeps LSODA's steps few (was 169k)
+
+
+# -- independent by construction: no shared loss gradient, no VJP ------------------------
+
+
+def _observed_lotka_volterra():
+    # A loss with every kind of partial derivative: states, a parameter and the time.
+    loss = ObservationLoss([0.4, 0.9, 1.3], expr="x**2 + a*y + t*x*y")
+    return Problem(lotka_volterra(), [1.0, 0.8], {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}, 0.0, 1.3, loss)
+
+
+def test_a_planted_error_in_the_shared_loss_gradient_moves_the_adjoint_and_no_reference(monkeypatch):
+    from adjoint_sym.numeric.problem import LossValue
+
+    prob = _observed_lotka_volterra()
+    tight = {"rtol": 1e-10, "atol": 1e-12}
+    routes = ["forward", "complex-step", "finite-difference"]
+    clean = {m: gradient_vector(prob, gradient(prob, m, **tight)) for m in [*routes, "adjoint"]}
+    original = Problem.evaluate_loss
+
+    def one_percent_off(self, *args, **kwargs):
+        v = original(self, *args, **kwargs)
+        return LossValue(v.value, 1.01 * v.d_states, 1.01 * v.d_theta, 1.01 * v.d_times)
+
+    monkeypatch.setattr(Problem, "evaluate_loss", one_percent_off)
+    for m in routes:  # not one bit moves: the references never read the planted kernel
+        assert np.array_equal(gradient_vector(prob, gradient(prob, m, **tight)), clean[m]), m
+    planted = gradient_vector(prob, gradient(prob, "adjoint", **tight))
+    # The adjoint is linear in the loss's partials: it moves by the planted 1%, 1e8 rtol.
+    assert np.max(np.abs(planted - clean["adjoint"])) >= 0.009 * np.max(np.abs(clean["adjoint"]))
+
+
+def test_references_never_run_the_adjoints_vjp(monkeypatch):
+    # At run time, beyond the import graph: every VJP entry point raises, and the
+    # references still run, implicit solvers and a matrix-level network included (their
+    # Newton Jacobians come from the numeric layer's forward-mode JVP).
+    from adjoint_sym.numeric.kernels import CompiledSystem
+    from adjoint_sym.numeric.solve import forward
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a reference ran the adjoint's vector-Jacobian product")
+
+    for name in ("vjp_h", "vjp_blocks", "cotangent"):
+        monkeypatch.setattr(CompiledSystem, name, property(forbidden))
+    monkeypatch.setattr(CompiledSystem, "jac_h_from_vjp", forbidden)
+    monkeypatch.setattr(ODESystem, "vjp", forbidden)
+    prob = Problem(neural_ode(2, time="input"), [0.5, -0.3], np.linspace(-1, 1, 8), 0.0, 0.5, FinalLoss("h[0]**2"))
+    forward(prob, solver="BDF")
+    grads = [
+        gradient(prob, "forward", solver="BDF", rtol=1e-10, atol=1e-12),
+        gradient(prob, "finite-difference", solver="BDF"),
+        gradient(prob, "complex-step"),
+    ]
+    for g in grads[1:]:  # and they agree: 1e4 rtol of the stiff solves, far inside a wrong term
+        assert rel(gradient_vector(prob, g), gradient_vector(prob, grads[0])) < 1e-6, g.method
+
+
+@pytest.mark.parametrize(
+    "system",
+    [neural_ode(3), neural_ode(3, time="input"), linear_system(3)]
+    + [two_layer(2, 3, activation=a) for a in ("tanh", "sigmoid", "softplus", "swish", "gelu")],
+    ids=str,
+)
+def test_the_numeric_jvp_is_the_entry_wise_jacobian(system):
+    from adjoint_sym.numeric.kernels import compiled
+
+    k = compiled(system)
+    rng = np.random.default_rng(3)
+    h, theta, V = (
+        rng.standard_normal(system.n),
+        rng.standard_normal(system.n_params),
+        rng.standard_normal((system.n, 4)),
+    )
+    J = k.jac_h(0.3, h, theta)  # SymPy's entry-wise derivative: a separate derivation
+    np.testing.assert_allclose(k.jvp_h(0.3, h, V, theta), J @ V, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(k.jvp_h(0.3, h, V[:, 0], theta), J @ V[:, 0], rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(k.state_jacobian(0.3, h, theta), J, rtol=1e-13, atol=1e-14)
+
+
+def test_jvp_rules_on_every_matrix_node():
+    # Transposes, Hadamard products and powers, explicit matrices, a scalar coefficient
+    # depending on a variable, elementwise functions: against the expanded Jacobian.
+    from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
+
+    from adjoint_sym.symbolic.matrix_calculus import elementwise, jvp
+
+    h, v = sp.MatrixSymbol("h", 2, 1), sp.MatrixSymbol("v", 2, 1)
+    W = sp.MatrixSymbol("W", 2, 2)
+    s = sp.Symbol("s")
+    d = sp.Dummy("d")
+    explicit = sp.ImmutableMatrix([[h[0, 0] * h[1, 0]], [sp.sin(h[1, 0])]])
+    expr = sp.MatAdd(
+        sp.MatMul(s * h[0, 0], W, h),
+        HadamardProduct(W * h, HadamardPower(h, 3)),
+        sp.MatMul(W, sp.Transpose(sp.Transpose(h))),
+        elementwise(sp.Lambda(d, sp.tanh(d)), W * h + explicit),
+    )
+    tangent = jvp(expr, {h: v}).as_explicit()
+    flat = sp.ImmutableMatrix([h[0, 0], h[1, 0]])
+    expected = expr.as_explicit().jacobian(flat) * sp.ImmutableMatrix([v[0, 0], v[1, 0]])
+    rng = np.random.default_rng(0)
+    values = {e: float(x) for e, x in zip([*flat, v[0, 0], v[1, 0], *W.as_explicit(), s], rng.standard_normal(9))}
+    got = np.array(tangent.subs(values).evalf(), dtype=float)
+    want = np.array(expected.subs(values).evalf(), dtype=float)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert jvp(W * W, {h: v}) == sp.ZeroMatrix(2, 2)  # nothing depends on h
+
+
+def test_jvp_messages():
+    from sympy.matrices.expressions.hadamard import HadamardPower
+
+    from adjoint_sym.errors import UnsupportedExpressionError
+    from adjoint_sym.symbolic.matrix_calculus import elementwise, jvp
+
+    h, v = sp.MatrixSymbol("h", 2, 1), sp.MatrixSymbol("v", 2, 1)
+    s, d = sp.Symbol("s"), sp.Dummy("d")
+    with pytest.raises(UnsupportedExpressionError, match="non-constant exponent s"):
+        jvp(HadamardPower(h, s), {h: v, s: sp.Symbol("ds")})
+    with pytest.raises(UnsupportedExpressionError, match="depends on a variable"):
+        jvp(elementwise(sp.Lambda(d, s * d), h), {h: v, s: sp.Symbol("ds")})
+    with pytest.raises(UnsupportedExpressionError, match="cannot differentiate the matrix node Inverse"):
+        jvp(sp.Inverse(sp.MatrixSymbol("W", 2, 2)) * h, {h: v, sp.MatrixSymbol("W", 2, 2): sp.Identity(2)})
+
+
+# -- the loss's derivatives of the forward reference ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        FinalLoss("k*x**2 + t*x"),
+        FinalLoss("abs(x - 0.3) + k*x"),  # non-analytic: SymPy's derivative instead of a complex step
+        ObservationLoss([0.5, 1.0], targets=[[0.2], [0.1]]),
+        ObservationLoss([0.5, 1.0], expr=["x**3", "exp(k*x) + t"]),
+    ],
+    ids=repr,
+)
+def test_forward_differentiates_the_loss_value_itself(loss):
+    from adjoint_sym.reference.loss_derivative import loss_partials
+
+    system = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    prob = Problem(system, [1.3], {"k": 0.7}, 0.0, 1.0, loss)
+    states = np.array([[0.9], [0.6]])[: len(prob.times)]
+    ours, shared = loss_partials(prob, states), prob.evaluate_loss(states)
+    for field in ("value", "d_states", "d_theta", "d_times"):  # two derivations, one answer
+        np.testing.assert_allclose(getattr(ours, field), getattr(shared, field), rtol=1e-14, atol=1e-15)
+
+
+def test_forward_loss_derivative_on_matrix_parameters_and_a_callable_loss():
+    from adjoint_sym.reference.loss_derivative import loss_partials, used_parameters
+
+    prob = Problem(
+        neural_ode(2, time="input"), [0.5, -0.3], np.linspace(-1, 1, 8), 0.0, 1.0, FinalLoss("h[0]**2*W[0, 1] + b[1]")
+    )
+    states = np.array([[0.4, 0.1]])
+    ours, shared = loss_partials(prob, states), prob.evaluate_loss(states)
+    np.testing.assert_allclose(ours.d_theta, shared.d_theta, rtol=1e-14, atol=1e-15)
+    assert ours.d_theta[1] == pytest.approx(0.16) and ours.d_theta[5] == 1.0  # dL/dW[0,1] = h0^2, dL/db[1] = 1
+    assert used_parameters(prob.system, sp.sympify(0)).size == 0
+
+    def value(s, theta):
+        return float(np.sum(s**2))
+
+    callable_prob = Problem(
+        decay_problem().system, [1.3], {"k": 0.7}, 0.2, 2.0, CallableLoss(value, lambda s, th: (2 * s, np.zeros(1)))
+    )
+    out = loss_partials(callable_prob, np.array([[0.5]]))
+    assert out.value == 0.25 and out.d_states.tolist() == [[1.0]]
+
+
+def test_loss_term_refuses_a_callable_loss():
+    prob = Problem(
+        decay_problem().system,
+        [1.3],
+        {"k": 0.7},
+        0.2,
+        2.0,
+        CallableLoss(lambda s, th: 0.0, lambda s, th: (s, np.zeros(1))),
+    )
+    with pytest.raises(InvalidModelError, match=r"CallableLoss has no terms.*loss_value"):
+        prob.loss_term(0, 2.0, np.array([1.0]))

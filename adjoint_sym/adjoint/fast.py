@@ -13,10 +13,10 @@ under every gradient.  Here the same algorithm runs compiled end to end:
   the coefficients, step-size control and initial-step rule of SciPy's ``RK45``, written
   once in numba's nopython mode and cached on disk (``cache=True``).  The kernels reach
   it as first-class function pointers, so a new system never recompiles it.
-* **Adjoint**: the interpolating adjoint of :mod:`adjoint_sym.adjoint.gradient`: forward with
-  dense output, then ``[a, a_theta, a_t]`` backward with ``h(t)`` read from the dense
-  output, observation jumps ``a += dL/dh(t_i)`` and ``a_t -= dL/dh(t_i) . f`` between segments
-  (Chen et al. 2018, appendix B).
+* **Adjoint**: the interpolating adjoint, run by the library's one backward sweep
+  (:func:`adjoint_sym.adjoint.backward.sweep`, which applies the observation jumps
+  ``a += dL/dh(t_i)`` and ``a_t -= dL/dh(t_i) . f``, Chen et al. 2018, appendix B) with a
+  compiled engine: each segment between observation times is one call into numba.
 
 The results have the semantics of ``adjoint_gradient(problem, method="interpolating",
 solver="RK45")`` and agree with it to round-off in the step-size decisions; against the
@@ -67,10 +67,11 @@ from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..errors import InvalidModelError, SolverFailedError, UnsupportedExpressionError
-from ..numeric.problem import Problem, unflatten_params
+from ..numeric.problem import Problem
 from ..numeric.result import Gradient
 from ..symbolic.system import ODESystem
-from .fast_engine import NON_FINITE, OK, STEP_LIMIT, TOO_SMALL, backward, callback, forward, numba
+from .backward import AdjointState, Observations, Segments, gradient_fields, sweep
+from .fast_engine import NON_FINITE, OK, STEP_LIMIT, TOO_SMALL, callback, forward, numba, segment
 
 try:
     import symengine as se
@@ -373,51 +374,60 @@ def fast_gradient(
     _require()
     started = time.perf_counter()
     fs = fast_system(problem.system)
-    n, p = fs.n, fs.n_params
+    n = fs.n
     h0 = np.ascontiguousarray(problem.h0, dtype=np.float64)
     theta = np.asarray(problem.theta)
     if np.iscomplexobj(theta) or np.iscomplexobj(h0):
         raise InvalidModelError("the fast backend is real-valued; use the default backend for complex input")
     times = np.ascontiguousarray(problem.times, dtype=np.float64)
     t0 = float(problem.t0)
-    buf = np.zeros(1 + 2 * n + p)
+    buf = np.zeros(1 + 2 * n + fs.n_params)
     buf[1 + 2 * n :] = theta
-    f_ptr, f_data = fs.f_ptr
     states, rates, ts, ys, qs, nfev_fwd, steps_fwd, status, t_reached = forward(
-        f_ptr, f_data, buf, n, t0, times, h0, float(rtol), float(atol), MAX_STEPS
+        *fs.f_ptr, buf, n, t0, times, h0, float(rtol), float(atol), MAX_STEPS
     )
     _check(status, t_reached, t0, float(times[-1]), "forward solve", ys[-1])
-    loss = problem.evaluate_loss(states)
-    d_states = np.ascontiguousarray(np.real(loss.d_states), dtype=np.float64)
-    motion = np.einsum("ij,ij->i", d_states, rates)  # dL/dh(t_i) . f(h(t_i), t_i)
-    dtimes = motion + np.real(loss.d_times)
-    vjp_ptr, vjp_data = fs.vjp_ptr
-    # Only the state's motion jumps a_t: an explicit dL/dt_i belongs to t_i, which stays put
-    # when t0 moves (so a_t(t0) = -a(t0) . f(h0, t0) = dL/dt0).
-    y, nfev_bwd, steps_bwd, status, t_reached = backward(
-        vjp_ptr, vjp_data, buf, n, p, ts, ys, qs, t0, times, d_states, motion, float(rtol), float(atol), MAX_STEPS
-    )
-    _check(status, t_reached, float(times[-1]), t0, "adjoint solve", y)
-    d_theta = y[n : n + p] + np.real(loss.d_theta)
+    observations = Observations.of(problem, states, rates)
+    engine = _FastSegments(fs, buf, ts, ys, qs, float(rtol), float(atol))
+    final = sweep(problem, observations, engine)
     stats = {
         "nfev_forward": int(nfev_fwd),
         "steps_forward": int(steps_fwd),
-        "nfev_backward": int(nfev_bwd),
-        "steps_backward": int(steps_bwd),
+        **engine.stats,
         "wall_time": time.perf_counter() - started,
         "solver": "RK45",
         "backend": "fast",
     }
-    return Gradient(
-        loss=float(np.real(loss.value)),
-        dh0=y[:n].copy(),
-        dparams=unflatten_params(problem.system, d_theta),
-        dt0=float(y[n + p]),
-        dt1=float(dtimes[-1]) if problem.is_final_loss else None,
-        method="interpolating",
-        dtimes=None if problem.is_final_loss else dtimes,
-        stats=stats,
-    )
+    return Gradient(method="interpolating", stats=stats, **gradient_fields(problem, observations, final))
+
+
+class _FastSegments(Segments):
+    """The interpolating adjoint's segments, integrated by the compiled RK45 (one call each)."""
+
+    def __init__(self, fs: FastSystem, buf, ts, ys, qs, rtol: float, atol: float) -> None:
+        self.fs, self.buf, self.ts, self.ys, self.qs, self.rtol, self.atol = fs, buf, ts, ys, qs, rtol, atol
+        self.stats = {"nfev_backward": 0, "steps_backward": 0}
+
+    def cross(self, start, end, state, h_start):
+        y0 = np.ascontiguousarray(np.real(state.vector()), dtype=np.float64)
+        y, nfev, steps, status, t_reached = segment(
+            *self.fs.vjp_ptr,
+            self.buf,
+            self.fs.n,
+            self.ts,
+            self.ys,
+            self.qs,
+            start,
+            end,
+            y0,
+            self.rtol,
+            self.atol,
+            MAX_STEPS,
+        )
+        self.stats["nfev_backward"] += int(nfev)
+        self.stats["steps_backward"] += int(steps)
+        _check(status, t_reached, start, end, "adjoint solve", y)
+        return AdjointState.from_vector(y.copy(), self.fs.n, self.fs.n_params)
 
 
 def _check(status: int, t_reached: float, start: float, end: float, what: str, state: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""The compiled half of :mod:`adjoint_sym.adjoint.fast`: SciPy's RK45 and the adjoint sweep in numba.
+"""The compiled half of :mod:`adjoint_sym.adjoint.fast`: SciPy's RK45 forward and backward in numba.
 
 Kept apart from :mod:`adjoint_sym.adjoint.fast` because numba's disk cache is keyed on this
 file: editing the public module (its docstrings, its kernel translation) must not cost
@@ -15,8 +15,8 @@ Functions
 ---------
 ``forward``    RK45 from ``t0`` to ``t1`` with dense output; states and ``f`` at the
                observation times.
-``backward``   ``[a, a_theta, a_t]`` from ``t1`` back to ``t0``, ``h(t)`` from the dense
-               output, with the observation jumps.
+``segment``    ``[a, a_theta, a_t]`` across one observation segment, backward, ``h(t)``
+               from the dense output (the sweep and its jumps run in Python).
 """
 
 from __future__ import annotations
@@ -351,25 +351,13 @@ def forward(f, data, buf, n, t0, times, h0, rtol, atol, max_steps):
 
 
 @_jit
-def backward(vjp, data, buf, n, p, ts, ys, qs, t0, times, d_states, motion, rtol, atol, max_steps):
-    """``[a, a_theta, a_t]`` from ``t1`` back to ``t0`` with the observation jumps.
+def segment(vjp, data, buf, n, ts, ys, qs, start, end, y0, rtol, atol, max_steps):
+    """``[a, a_theta, a_t]`` from ``start`` back to ``end``, ``h(t)`` from the forward dense output.
 
-    At each ``t_i``: ``a += dL/dh(t_i)`` and ``a_t -= motion[i]``, ``motion[i] = dL/dh(t_i) . f``.
+    One segment between observation times; the jumps between segments are applied by the
+    one backward sweep of :mod:`adjoint_sym.adjoint.backward`, in Python.
     """
-    y = np.zeros(n + p + 1)
-    nfev = 0
-    steps = 0
-    m = ts.size - 1
-    for i in range(times.size - 1, -1, -1):
-        for j in range(n):
-            y[j] += d_states[i, j]
-        y[n + p] -= motion[i]
-        end = times[i - 1] if i > 0 else t0
-        y, fe, st, status, t_reached, _, _, _ = _integrate(
-            vjp, data, buf, np.int64(1), n, ts, ys, qs, m, times[i], end, y, rtol, atol, np.int64(0), max_steps
-        )
-        nfev += fe
-        steps += st
-        if status != OK:
-            return y, nfev, steps, status, t_reached
-    return y, nfev, steps, OK, t0
+    y, nfev, steps, status, t_reached, _, _, _ = _integrate(
+        vjp, data, buf, np.int64(1), n, ts, ys, qs, ts.size - 1, start, end, y0, rtol, atol, np.int64(0), max_steps
+    )
+    return y, nfev, steps, status, t_reached

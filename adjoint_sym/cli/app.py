@@ -5,11 +5,13 @@ Commands (see ``adjoint-sym COMMAND --help``)::
     adjoint-sym derive SPEC [--latex | --markdown]     augmented system and adjoint ODEs
     adjoint-sym gradient SPEC [--method M] [--json]    loss and gradient
     adjoint-sym check SPEC [--json] [--methods ...]    every method side by side, verdict
+    adjoint-sym hvp SPEC --direction V [--check]       Hessian-vector product (second-order adjoint)
     adjoint-sym report SPEC -o DIR                     Markdown report with equations, table, plots
     adjoint-sym derivations --out DIR [--quick]        run every script in derivations/
+    adjoint-sym verify-derivation SPEC [--json]        decide a claimed adjoint derivation
 
 Exit codes: 0 ok, 1 verification failed, 2 invalid spec or usage (message on stderr),
-3 numerical failure (where and why on stderr).  A user mistake never prints a traceback.
+3 numerical failure (where and why on stderr), 4 undecided (verify-derivation).  A user mistake never prints a traceback.
 Spec files are described in :mod:`adjoint_sym.cli.spec`.
 """
 
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import AdjointSymError, GradientMismatchError, SolverFailedError
-from . import compute, derivations, derive, report
+from . import compute, derivations, derive, hvp, report, verify_derivation
 from .common import (
     EXIT_CODES,
     EXIT_INVALID,
@@ -37,7 +39,7 @@ from .common import (
 from .derive import derive_text
 
 #: The commands, in the order ``--help`` lists them; each module adds its own parser.
-COMMANDS = (derive, compute, report, derivations)
+COMMANDS = (derive, compute, hvp, report, derivations, verify_derivation)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,12 +57,21 @@ def cmd_gradient(args: argparse.Namespace, progress: Progress) -> int:
 
 def run_check(spec: Spec, settings: SolverSettings, methods: Sequence[str] | None, progress: Progress):
     from ..verify import check
+    from ..verify.routes import observing
 
     progress.step(f"comparing gradient methods ({settings.method}, rtol={settings.rtol:g})")
     options = {"solver": settings.method, "rtol": settings.rtol, "atol": settings.atol}
     if methods:
         options["methods"] = list(methods)
-    return check(spec.problem, **options)
+    with observing(_progress_lines(progress)):  # one line as each method starts and ends
+        return check(spec.problem, **options)
+
+
+def _progress_lines(progress: Progress):
+    def tell(event: str, method: str, seconds: float | None) -> None:
+        progress.step(f"  {method} ..." if event == "start" else f"  {method} done in {seconds:.2f} s")
+
+    return tell
 
 
 def cmd_check(args: argparse.Namespace, progress: Progress) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -18,9 +17,27 @@ def cmd_derivations(args: argparse.Namespace, progress: Progress) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     progress.step(f"running the derivations into {out}{' (quick)' if args.quick else ''}")
-    verdicts = derivations_runner.run_all(out, args.quick)
-    print(json.dumps(verdicts, indent=2, default=str))
+    verdicts = derivations_runner.run_all(out, args.quick, progress)
+    print(verdict_table(verdicts), end="")
+    print(f"wrote {out / 'report.md'}, {out / 'report.tex'} and {out / 'verdicts.json'}")
     return EXIT_OK
+
+
+def verdict_table(verdicts: dict) -> str:
+    """One line per claim: its verdict and the first words of the correct statement.
+
+    Examples
+    --------
+    >>> print(verdict_table({"C1": {"verdict": "exact", "correct_statement": "a = b."}}), end="")
+    claim  verdict  correct statement
+    C1     exact    a = b.
+    """
+    rows = [("claim", "verdict", "correct statement")]
+    for cid, entry in verdicts.items():
+        statement = " ".join(str(entry.get("correct_statement", "")).split())
+        rows.append((cid, entry["verdict"], statement if len(statement) <= 90 else statement[:87] + "..."))
+    widths = [max(len(r[k]) for r in rows) for k in range(2)]
+    return "".join(f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}\n" for r in rows)
 
 
 def _derivations_runner() -> ModuleType:
@@ -52,7 +69,8 @@ def register(sub, common: argparse.ArgumentParser, solver: argparse.ArgumentPars
         formatter_class=formatter,
         help="run every derivation script in derivations/ and print the claim verdicts",
         description="Run every script of the derivations/ folder (statement, symbolic proof, numeric experiment,\n"
-        "verdict) and write their outputs to DIR; print the verdicts as JSON.",
+        "verdict), write report.md, report.tex, verdicts.json and the figures to DIR, and print a table\n"
+        "of the verdicts (the JSON is in DIR/verdicts.json).",
         epilog="examples:\n"
         "  adjoint-sym derivations --out results/\n"
         "  adjoint-sym derivations --out /tmp/quick --quick\n\n" + EXIT_CODES,

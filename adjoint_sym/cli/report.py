@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..symbolic.loss_terms import loss_terms
 from .common import EXIT_CODES, SEMANTICS, Progress, formatter, load
 from .compute import run_check, verdict_exit_code
 from .derive import describe_loss
@@ -26,7 +27,7 @@ def cmd_report(args: argparse.Namespace, progress: Progress) -> int:
         "## Problem",
         _problem_markdown(spec),
         "## Equations",
-        adj.markdown(),
+        adj.markdown(loss=loss_terms(spec.system, spec.problem.loss, t1=spec.problem.t1)),
     ]
     report = run_check(spec, settings, None, progress)
     verdict = {

@@ -58,7 +58,7 @@ DEFAULT_SOLVER = "DOP853"
 DEFAULT_RTOL = 1e-8
 DEFAULT_ATOL = 1e-10
 
-TOP_LEVEL_FIELDS = ("name", "state", "time", "rhs", "params", "h0", "t0", "t1", "loss", "solver")
+TOP_LEVEL_FIELDS = ("name", "state", "time", "rhs", "params", "h0", "t0", "t1", "loss", "solver", "claim")
 REQUIRED_FIELDS = ("state", "rhs", "h0", "t1", "loss")
 LOSS_KINDS = ("final", "observations")
 _LOSS_FIELDS = {"final": ("kind", "expr"), "observations": ("kind", "times", "targets", "expr")}
@@ -86,12 +86,16 @@ class Spec:
         The spec's ``name``, else the file's stem.
     source : str
         Where the spec came from (a path, or ``"<spec>"``).
+    claim : dict or None
+        The ``[claim]`` table, handed unparsed to :func:`adjoint_sym.verify_derivation`
+        (``adjoint-sym verify-derivation``), which validates it.
     """
 
     problem: Problem
     solver: SolverSettings
     name: str
     source: str
+    claim: dict | None = None
 
     @property
     def system(self) -> ODESystem:
@@ -266,7 +270,12 @@ def _build(data: Mapping, name: str, source: str) -> Spec:
     problem = Problem(system, h0, values, t0, t1, loss)
     _check_params_used(problem)
     solver = _solver(data.get("solver", {}))
-    return Spec(problem=problem, solver=solver, name=label, source=source)
+    claim = data.get("claim")
+    if claim is not None and not isinstance(claim, Mapping):
+        raise InvalidModelError(
+            f"claim: expected a table of claimed pieces (adjoint, terminal, ...), got {_show(claim)}"
+        )
+    return Spec(problem=problem, solver=solver, name=label, source=source, claim=None if claim is None else dict(claim))
 
 
 def _check_keys(table: Mapping, allowed: tuple[str, ...], prefix: str) -> None:

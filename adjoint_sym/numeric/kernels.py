@@ -5,17 +5,21 @@ kernel            returns                                    derived
 ================  =========================================  ======================
 ``f``             ``f(t, h, theta)``, shape (n,) [+ batch]    the rhs as written
 ``vjp_h``         ``a^T f_h`` for a (n,) or (n, k) cotangent  matrix-level VJP
+``jvp_h``         ``f_h V`` for a (n,) or (n, k) tangent        matrix-level JVP
 ``jac_h``         ``f_h``, shape (n, n)                        entry-wise Jacobian
 ``jac_theta``     ``f_theta``, shape (n, p)                    entry-wise Jacobian
 ``f_t``           ``f_t``, shape (n,)                          entry-wise
 ================  =========================================  ======================
 
-The Jacobians come from entry-wise differentiation, so the references that use them
+The Jacobians come from entry-wise differentiation or from the forward-mode rules of
+:func:`adjoint_sym.symbolic.matrix_calculus.jvp`, so the references that use them
 share no derivative with the adjoint, whose vector-Jacobian kernels live in
-:mod:`adjoint_sym.adjoint.kernels`.  ``vjp_h`` (from :meth:`ODESystem.vjp`) serves only
-as the Newton Jacobian of stiff solvers on matrix-level systems, where an entry-wise
-Jacobian would expand the network into scalars.  Entry-wise kernels are compiled
-lazily: a wide network never pays for them unless a reference asks.
+:mod:`adjoint_sym.adjoint.kernels`.  :meth:`CompiledSystem.state_jacobian` is the Newton
+Jacobian of stiff solvers: entry-wise for scalar systems, one batched JVP with the
+identity at matrix level (where an entry-wise Jacobian would expand the network into
+scalars).  ``vjp_h`` and :meth:`CompiledSystem.jac_h_from_vjp` are kept for the adjoint,
+which builds on its own products.  Kernels are compiled lazily: a wide network never
+pays for an entry-wise Jacobian unless a reference asks.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 import sympy as sp
 
+from ..symbolic.matrix_calculus import jvp
 from ..symbolic.system import ODESystem
 from .compile import Argument, Kernel, compile_kernel, scalar_argument
 
@@ -71,6 +76,37 @@ class CompiledSystem:
         """``a^T df/dh`` alone; with ``a`` of shape (n, k), ``k`` products at once."""
         args = [self.time_argument, self.state_argument(False), self.cotangent_argument(True), self.theta_argument]
         return compile_kernel("vjp_h", args, [self.vjp_blocks[0]])
+
+    # -- the Jacobian-vector product, forward mode: the numeric layer's own f_h ----------
+    @cached_property
+    def tangent(self) -> sp.Basic:
+        """The symbolic tangent ``v`` of the state, shaped like it."""
+        if self.system.is_matrix_level:
+            return sp.MatrixSymbol("tangent", self.n, 1)
+        return sp.ImmutableMatrix([sp.Dummy(f"v{i}") for i in range(self.n)])
+
+    @cached_property
+    def jvp_h(self) -> Kernel:
+        """``f_h v``; with ``v`` of shape (n, k), ``k`` products at once."""
+        v = self.tangent
+        if self.system.is_matrix_level:
+            product = jvp(self.system.rhs, {self.system.state[0]: v})
+            slots = (v,)
+        else:
+            product = sp.ImmutableMatrix(self.system.jacobian_h * v)
+            slots = tuple(v)
+        args = [self.time_argument, self.state_argument(False), Argument("v", slots, batched=True), self.theta_argument]
+        return compile_kernel("jvp_h", args, [product])
+
+    def state_jacobian(self, t: float, h: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """``df/dh``, shape (n, n), without the adjoint's VJP: what stiff solvers get.
+
+        Entry-wise for scalar systems; at matrix level one batched forward-mode JVP with
+        the identity (no expansion of the network into scalars).
+        """
+        if not self.system.is_matrix_level:
+            return self.jac_h(t, h, theta)
+        return self.jvp_h(t, h, np.eye(self.n, dtype=np.result_type(h, theta, float)), theta)
 
     # -- entry-wise Jacobians: what the references differentiate with ---------------------
     def _jacobian_kernel(self, name: str, expr: sp.Basic, shape: tuple[int, ...] | None = None) -> Kernel:

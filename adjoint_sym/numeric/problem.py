@@ -151,6 +151,47 @@ class Problem:
             d_times[i] = out[1 + n + p]
         return LossValue(value, d_states, d_theta, d_times)
 
+    # -- the loss value alone: what the references differentiate themselves ----------------
+    @cached_property
+    def _value_kernels(self) -> list[Kernel] | None:
+        if isinstance(self.loss, CallableLoss) or _squared_errors(self.loss) is not None:
+            return None
+        exprs = self.loss.expressions(self.system, len(self.times))
+        return [_value_kernel(self.system, e) for e in exprs]
+
+    def loss_term(self, i: int, t, h: np.ndarray, theta=None):
+        """The ``i``-th observation's term of an expression or squared-error loss (any dtype).
+
+        Compiled from the loss expression alone, with no derivative: the references
+        differentiate it themselves (complex step, differences), so they share nothing
+        with the partial derivatives :meth:`evaluate_loss` hands the adjoint.
+
+        Examples
+        --------
+        >>> from adjoint_sym import ODESystem, FinalLoss
+        >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+        >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("k*x**2"))
+        >>> float(prob.loss_term(0, 1.0, np.array([3.0])))
+        4.5
+        """
+        if isinstance(self.loss, CallableLoss):
+            raise InvalidModelError("a CallableLoss has no terms to evaluate one by one; call loss_value")
+        theta = self.theta if theta is None else theta
+        targets = _squared_errors(self.loss)
+        if targets is not None:
+            residual = h - targets[i]
+            return np.sum(residual * residual)
+        return self._value_kernels[i](t, h, theta)[0]
+
+    def loss_value(self, states: np.ndarray, theta=None, times=None):
+        """The loss at ``states`` (shape (N, n)), from the value-only kernels (any dtype)."""
+        theta = self.theta if theta is None else theta
+        times = self.times if times is None else times
+        states = np.asarray(states)
+        if isinstance(self.loss, CallableLoss):
+            return _call_user(self.loss.value, states, theta)
+        return sum(self.loss_term(i, times[i], states[i], theta) for i in range(len(times)))
+
 
 def _squared_errors(loss: Loss) -> np.ndarray | None:
     """The targets of a sum-of-squared-errors observation loss, else None."""
@@ -179,12 +220,28 @@ def _loss_kernel(system: ODESystem, expr: sp.Expr) -> Kernel:
     return compile_kernel("loss", args, [expr, grad_h, *blocks, expr.diff(system.t)])
 
 
-def _callable_loss(loss: CallableLoss, states, theta, system: ODESystem) -> LossValue:
+@lru_cache(maxsize=256)
+def _value_kernel(system: ODESystem, expr: sp.Expr) -> Kernel:
+    args = [scalar_argument(system.t), Argument("h", tuple(system.state)), Argument("theta", tuple(system.params))]
+    return compile_kernel("loss_value", args, [expr])
+
+
+def _call_user(fn, states, theta):
     try:
-        value = loss.value(states, theta)
-        d_states, d_theta = loss.gradient(states, theta)
+        return fn(states, theta)
     except Exception as exc:  # a user function: report it as theirs, with its message
         raise InvalidModelError(f"the loss callable raised {type(exc).__name__}: {exc}") from exc
+
+
+def _callable_loss(loss: CallableLoss, states, theta, system: ODESystem) -> LossValue:
+    value = _call_user(loss.value, states, theta)
+    d_states, d_theta = callable_loss_gradient(loss, states, theta, system)
+    return LossValue(value, d_states, d_theta, np.zeros(len(states)))
+
+
+def callable_loss_gradient(loss: CallableLoss, states, theta, system: ODESystem) -> tuple[np.ndarray, np.ndarray]:
+    """``(d_states, d_theta)`` from the user's own gradient, shapes checked."""
+    d_states, d_theta = _call_user(loss.gradient, states, theta)
     d_states = np.asarray(d_states)
     d_theta = np.asarray(d_theta)
     if d_states.shape != states.shape or d_theta.shape != (system.n_params,):
@@ -192,7 +249,7 @@ def _callable_loss(loss: CallableLoss, states, theta, system: ODESystem) -> Loss
             f"the loss gradient must return shapes {states.shape} and ({system.n_params},), "
             f"got {d_states.shape} and {d_theta.shape}"
         )
-    return LossValue(value, d_states, d_theta, np.zeros(len(states)))
+    return d_states, d_theta
 
 
 def _finite_scalar(value, name: str) -> float:

@@ -21,13 +21,36 @@ class Gradient:
     dt0 : float
         ``dL/dt0`` with ``h0`` held fixed.
     dt1 : float or None
-        ``dL/dt1`` for final losses; ``None`` for observation losses (see ``dtimes``).
+        ``dL/dt1`` for final losses.  ``None`` for observation losses: there ``t1`` is the
+        last observation time, and ``dtimes[-1]`` is the derivative that moves it (alone);
+        the ``repr`` says so.
     dtimes : ndarray or None
         ``dL/dt_i`` per observation time, each moved alone.
     method : str
+        The variant that ran (``"interpolating"`` when ``"adjoint"`` was asked for with an
+        explicit solver, ``"quadrature"`` with an implicit one; a reference's own name).
     stats : dict
         Counts and timings: ``nfev_forward``, ``nfev_backward``, ``steps_forward``,
         ``steps_backward``, ``wall_time`` and method-specific entries.
+    requested : str or None
+        The method asked for (``"adjoint"``, or an adjoint instance's repr); ``None`` when
+        the gradient did not come through :func:`adjoint_sym.gradient`.
+    solver : str or None
+        The ``solve_ivp`` method that ran.
+    rtol, atol : float or None
+        The solver tolerances it ran with.
+    options : dict
+        The method's options as given (``adjoint_rtol``, ``steps``, ``backend``, ...).
+
+    Examples
+    --------
+    >>> from adjoint_sym import FinalLoss, Problem, gradient
+    >>> from adjoint_sym.builders import lotka_volterra
+    >>> prob = Problem(lotka_volterra(), [1.0, 1.0], {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}, 0.0, 1.0,
+    ...                FinalLoss("x"))
+    >>> g = gradient(prob, rtol=1e-9, atol=1e-11)
+    >>> g.requested, g.method, g.solver, g.rtol, g.atol
+    ('adjoint', 'interpolating', 'DOP853', 1e-09, 1e-11)
     """
 
     loss: float
@@ -38,6 +61,11 @@ class Gradient:
     method: str
     dtimes: np.ndarray | None = None
     stats: dict = field(default_factory=dict, compare=False)
+    requested: str | None = field(default=None, compare=False)
+    solver: str | None = field(default=None, compare=False)
+    rtol: float | None = field(default=None, compare=False)
+    atol: float | None = field(default=None, compare=False)
+    options: dict = field(default_factory=dict, compare=False)
 
     @property
     def dtheta(self) -> np.ndarray:
@@ -96,9 +124,12 @@ class Gradient:
         dp = ", ".join(
             f"{k}={float(v):.6g}" if np.ndim(v) == 0 else f"{k}=<{np.shape(v)}>" for k, v in self.dparams.items()
         )
-        dt1 = "None" if self.dt1 is None else f"{float(self.dt1):.6g}"
+        dt1 = f"{float(self.dt1):.6g}" if self.dt1 is not None else "None"
+        if self.dt1 is None and self.dtimes is not None:
+            dt1 = "None (an observation loss: t1 is the last observation time, see dtimes[-1])"
         dt0 = "None" if self.dt0 is None else f"{float(self.dt0):.6g}"
+        asked = f"requested={self.requested!r}, " if self.requested not in (None, self.method) else ""
         return (
-            f"Gradient(method={self.method!r}, loss={float(self.loss):.10g}, "
+            f"Gradient(method={self.method!r}, {asked}loss={float(self.loss):.10g}, "
             f"dh0={np.array2string(self.dh0, precision=6)}, dparams={{{dp}}}, dt0={dt0}, dt1={dt1})"
         )

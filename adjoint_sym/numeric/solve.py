@@ -1,7 +1,8 @@
 """``solve_ivp`` with the system's kernels: dense output kept, failures made clear.
 
 Stiff methods (BDF, Radau, LSODA) receive the symbolic Jacobian: entry-wise for scalar
-systems, from one batched matrix-level VJP for matrix-level ones.  A right-hand side
+systems, from one batched matrix-level forward-mode JVP for matrix-level ones (never from
+the adjoint's VJP, so a reference that solves through here shares nothing with it).  A right-hand side
 that turns non-finite, or a solver that stops, raises :class:`SolverFailedError` with
 the time, the state and a suggested remedy.
 """
@@ -212,15 +213,9 @@ def forward(
 
     jac = None
     if solver in IMPLICIT:
-        if problem.system.is_matrix_level:
 
-            def jac(t, y):
-                return k.jac_h_from_vjp(t, y, theta)
-        else:
-            jh = k.jac_h.fn
-
-            def jac(t, y):
-                return jh(t, y, theta)
+        def jac(t, y):
+            return k.state_jacobian(t, y, theta)
 
     t_eval = None if dense else np.asarray(problem.times, dtype=float)
     return integrate(

@@ -14,13 +14,20 @@ method                 how
 ``finite-difference``  central differences (Richardson-extrapolated), tight solves
 =====================  ==============================================================
 
-:func:`~adjoint_sym.reference.taylor.taylor_test` checks any gradient on its own.
+Each reports the accuracy it claims in ``stats["accuracy"]`` (a relative accuracy, the
+``tau`` of the checker's tolerance model) and reads the loss from the value-only kernel,
+differentiating it itself: none shares the loss-gradient kernel or the vector-Jacobian
+products of the adjoint.  :func:`~adjoint_sym.reference.arbiter.arbiter_gradient`
+(high-precision Taylor series, small problems only, not registered) certifies them
+without double-precision step control; :func:`~adjoint_sym.reference.taylor.taylor_test`
+checks any gradient on its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from .arbiter import arbiter_gradient
 from .complex_step import complex_step_gradient
 from .finite_difference import finite_difference_gradient
 from .forward import forward_gradient
@@ -35,6 +42,7 @@ REFERENCES: dict[str, Callable] = {
 __all__ = [
     "REFERENCES",
     "TaylorResult",
+    "arbiter_gradient",
     "complex_step_gradient",
     "finite_difference_gradient",
     "forward_gradient",

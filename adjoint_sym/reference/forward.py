@@ -11,10 +11,15 @@ The loss then follows by the chain rule at each observation time ``t_i``:
     dL/dx = sum_i dL/dh(t_i) S(t_i) + explicit terms,
     dL/dt_i = dL/dh(t_i) . f(h(t_i), t_i) + dL/dt_i|explicit.
 
-The Jacobians ``f_h``, ``f_theta`` and ``f_t`` come from entry-wise differentiation
-(:mod:`adjoint_sym.numeric.kernels`), not from the vector-Jacobian products the adjoint uses:
-exact up to the solver tolerance, and the natural reference when ``p`` is small (the
-cost grows like ``n (n + p)``).
+The Jacobians come from the numeric layer's own derivations
+(:mod:`adjoint_sym.numeric.kernels`), never from the vector-Jacobian products the adjoint
+uses: ``f_h S`` entry-wise for scalar systems and as one batched forward-mode JVP at
+matrix level, ``f_theta`` entry-wise.  The loss's partial derivatives come from
+:mod:`adjoint_sym.reference.loss_derivative` (the complex step of the loss value), not
+from the loss-gradient kernel the adjoint reads.  The result is exact up to the solver
+tolerance, and the natural reference when ``p`` is small (the cost grows like
+``n (n + p)``).  ``stats["accuracy"]`` claims ``rtol``: the joint solve controls ``S``
+(columns scaled to the size of the state) in the same norm as ``h``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import numpy as np
 from ..numeric.problem import Problem
 from ..numeric.result import Gradient
 from ..numeric.solve import IMPLICIT, check_solver, integrate
-from .finite_difference import gradient_from_vector
+from .inputs import gradient_from_vector
+from .loss_derivative import loss_partials
 
 
 def forward_gradient(
@@ -96,7 +102,7 @@ def forward_gradient(
         z = res.y[:, -1]
         states[i], sens[i] = z[:n], z[n:].reshape(n, m) / col
         start = end
-    loss = problem.evaluate_loss(states)
+    loss = loss_partials(problem, states)  # our own derivative of the loss value, not the adjoint's kernel
     g_x = np.einsum("in,inm->m", loss.d_states, sens)
     g_x[n : n + p] += loss.d_theta
     dtimes = np.array([loss.d_states[i] @ f(t, states[i], theta) + loss.d_times[i] for i, t in enumerate(times)])
@@ -151,10 +157,11 @@ def sensitivity_equations(problem: Problem, col: np.ndarray) -> tuple[Callable, 
     n, p = problem.system.n, problem.system.n_params
     m = n + p + 1
     theta = problem.theta
-    f, jh, jt = k.f.fn, k.jac_h.fn, k.jac_theta.fn
+    f, jt = k.f.fn, k.jac_theta.fn
+    f_h_times = _state_jvp(problem)
 
     def sensitivity_rate(t, h, S):
-        dS = jh(t, h, theta) @ S
+        dS = f_h_times(t, h, S)
         dS[:, n : n + p] += jt(t, h, theta) * col[n : n + p]
         return dS.reshape(-1)
 
@@ -164,7 +171,7 @@ def sensitivity_equations(problem: Problem, col: np.ndarray) -> tuple[Callable, 
 
     def jac(t, z):
         h, S = z[:n], z[n:].reshape(n, m)
-        Jh = jh(t, h, theta)
+        Jh = k.state_jacobian(t, h, theta)
         J = np.zeros((n * (m + 1), n * (m + 1)))
         J[:n, :n] = Jh
         J[n:, n:] = np.kron(Jh, np.eye(m))  # row-major S: d(dS_ij/dt)/dS_kj = f_h[i, k]
@@ -176,6 +183,16 @@ def sensitivity_equations(problem: Problem, col: np.ndarray) -> tuple[Callable, 
         return J
 
     return rhs, jac
+
+
+def _state_jvp(problem: Problem) -> Callable:
+    """``(t, h, V) -> f_h V``: the entry-wise Jacobian, or one batched JVP at matrix level."""
+    k, theta = problem.kernels, problem.theta
+    if problem.system.is_matrix_level:
+        jvp = k.jvp_h.fn
+        return lambda t, h, V: jvp(t, h, V, theta)
+    jh = k.jac_h.fn
+    return lambda t, h, V: jh(t, h, theta) @ V
 
 
 def state_growth(
@@ -199,14 +216,14 @@ def state_growth(
     n = problem.system.n
     r = min(n, directions)
     theta = problem.theta
-    f, jh = k.f.fn, k.jac_h.fn
+    f, f_h_times = k.f.fn, _state_jvp(problem)
     rng = np.random.default_rng(0)
     V0 = np.linalg.qr(rng.standard_normal((n, r)))[0] if r < n else np.eye(n)
 
     def rhs(t, z):
         h = z[:n]
         V = z[n:].reshape(n, r)
-        return np.concatenate([f(t, h, theta), (jh(t, h, theta) @ V).reshape(-1)])
+        return np.concatenate([f(t, h, theta), f_h_times(t, h, V).reshape(-1)])
 
     z = np.concatenate([problem.h0, V0.reshape(-1)])
     growth, start = 1.0, problem.t0

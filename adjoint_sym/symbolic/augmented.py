@@ -22,12 +22,14 @@ entry by entry) or as one vector-Jacobian product of the scalar ``a . f``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import sympy as sp
 
 from ..errors import InvalidModelError
 from .matrix_calculus import scale
+from .notation import Notation
 
 if TYPE_CHECKING:  # system.py builds on this module (ODESystem.adjoint()), not the reverse
     from .system import ODESystem
@@ -126,9 +128,9 @@ class Adjoint:
     >>> from adjoint_sym import ODESystem
     >>> lv = ODESystem.from_strings(["x", "y"], ["a", "b", "c", "d"], "t",
     ...                             ["a*x - b*x*y", "d*x*y - c*y"])
-    >>> adj = lv.adjoint()
+    >>> adj = lv.adjoint()   # a parameter is named a, so the adjoint is lambda
     >>> adj.rhs_a[0]
-    -a_{x}*(a - b*y) - a_{y}*d*y
+    -d*lambda_y*y - lambda_x*(a - b*y)
     """
 
     system: ODESystem
@@ -173,24 +175,44 @@ class Adjoint:
 
         return cse([rhs for _, rhs in self.blocks()])
 
-    def latex(self, *, bold_vectors: bool = False, environment: str = "align") -> str:
-        """Paper-ready LaTeX: augmented dynamics and adjoint ODEs in one environment.
+    @cached_property
+    def notation(self) -> Notation:
+        """The names the printouts use (adjoint letter, ``theta``, ``L``, ...), chosen against the user's."""
+        return Notation.of(self.system)
 
+    @cached_property
+    def latex_names(self) -> dict:
+        """Symbol to LaTeX for the adjoint's symbols and user names that would print alike."""
+        return adjoint_latex_names(self.system, self.a, self.a_theta, self.a_t)
+
+    def latex(self, *, loss: object = None, bold_vectors: bool = False, environment: str = "align") -> str:
+        """Paper-ready LaTeX of the derivation: dynamics, loss, augmented state, adjoint ODEs,
+        terminal values (and jumps at observation times), the gradient with the loss's explicit terms.
+
+        ``loss`` (text, a SymPy expression, or a :class:`~adjoint_sym.FinalLoss` /
+        :class:`~adjoint_sym.ObservationLoss`) fills in its partial derivatives; without
+        it the terms print generically (``dL/dtheta = a_theta(t0) + d ell/dtheta``).
         ``environment="align"`` pastes into a paper; ``"aligned"`` nests inside ``$$``.
         """
         from .render import adjoint_latex
 
-        return adjoint_latex(self, bold_vectors=bold_vectors, environment=environment)
+        return adjoint_latex(self, loss=loss, bold_vectors=bold_vectors, environment=environment)
 
-    def to_latex(self, *, bold_vectors: bool = False) -> str:
-        """Paste-ready ``align`` block: augmented dynamics, adjoint ODEs, terminal values."""
-        return self.latex(bold_vectors=bold_vectors, environment="align")
+    def to_latex(self, *, loss: object = None, bold_vectors: bool = False) -> str:
+        """Paste-ready ``align`` block of the whole derivation (see :meth:`latex`)."""
+        return self.latex(loss=loss, bold_vectors=bold_vectors, environment="align")
 
-    def markdown(self) -> str:
-        """The equations as Markdown with ``$$`` display maths."""
+    def markdown(self, *, loss: object = None) -> str:
+        """The derivation as Markdown: a heading and ``$$`` display maths per section."""
         from .render import adjoint_markdown
 
-        return adjoint_markdown(self)
+        return adjoint_markdown(self, loss=loss)
+
+    def text(self, *, loss: object = None) -> str:
+        """The derivation as plain text (no LaTeX), one equation per line."""
+        from .text import derivation_text
+
+        return derivation_text(self, loss)
 
     def _repr_latex_(self) -> str:
         return "$$" + self.latex(environment="aligned") + "$$"
@@ -203,23 +225,38 @@ class Adjoint:
 def adjoint_symbols(system: ODESystem) -> tuple[sp.Basic, tuple | sp.ImmutableMatrix, sp.Symbol]:
     """The adjoint symbols ``a``, ``a_theta`` (one per parameter) and ``a_t``.
 
-    Named ``a_{x}`` after the state ``x``, ``a_{W}`` after a parameter ``W``,
-    ``a_{t}`` after the time; a matrix state ``h`` gets the column ``a``.
+    Named after what they are the adjoint of (``a_x`` for the state ``x``, ``a_W`` for a
+    parameter ``W``, ``a_t`` for the time; a matrix state gets the column ``a``), with
+    the letter chosen against the user's names (:class:`~adjoint_sym.symbolic.notation.Notation`:
+    ``lambda`` when ``a`` or a name like ``a_x`` is taken).  Names are plain text; the
+    LaTeX of each is in :attr:`Adjoint.latex_names`.
     """
-    taken = {str(s) for s in system.symbol_table()}
+    note = Notation.of(system)
     if system.is_matrix_level:
-        name = "a" if "a" not in taken else f"a_{{{sp.latex(system.state[0])}}}"
-        a = sp.MatrixSymbol(name, system.n, 1)
+        a = sp.MatrixSymbol(note.adjoint.plain, system.n, 1)
     else:
-        a = sp.ImmutableMatrix([sp.Symbol(f"a_{{{sp.latex(s)}}}", real=True) for s in system.state])
+        a = sp.ImmutableMatrix([sp.Symbol(note.adjoint_of(s).plain, real=True) for s in system.state])
     a_theta = tuple(
-        sp.MatrixSymbol(f"a_{{{sp.latex(p)}}}", *p.shape)
+        sp.MatrixSymbol(note.adjoint_of(p).plain, *p.shape)
         if isinstance(p, sp.MatrixSymbol)
-        else sp.Symbol(f"a_{{{sp.latex(p)}}}", real=True)
+        else sp.Symbol(note.adjoint_of(p).plain, real=True)
         for p in system.params
     )
-    a_t = sp.Symbol(f"a_{{{sp.latex(system.t)}}}", real=True)
+    a_t = sp.Symbol(note.adjoint_time.plain, real=True)
     return a, _as_column_if_scalar(a_theta, system), a_t
+
+
+def adjoint_latex_names(system: ODESystem, a: sp.Basic, a_theta, a_t: sp.Symbol) -> dict:
+    """LaTeX for the adjoint's symbols (``a_{S_{1}}``, not SymPy's ``a_{S 1}``) and clashing user names."""
+    note = Notation.of(system)
+    names = dict(note.latex_names)
+    if system.is_matrix_level:
+        names[a] = note.adjoint.latex
+    else:
+        names.update({sym: note.adjoint_of(s).latex for sym, s in zip(a, system.state)})
+    names.update({sym: note.adjoint_of(p).latex for sym, p in zip(a_theta, system.params)})
+    names[a_t] = note.adjoint_time.latex
+    return names
 
 
 def _as_column_if_scalar(blocks: tuple, system: ODESystem) -> tuple | sp.ImmutableMatrix:

@@ -107,8 +107,10 @@ def _refill(exprs: list[sp.Basic], slots: list[tuple[int, int]], values: list[sp
     for (i, k), v in zip(slots, values):
         if k < 0:
             out[i] = v
-        else:
-            entries.setdefault(i, list(exprs[i]))[k] = v
+            continue
+        if i not in entries:  # once per matrix: setdefault's default would copy it for every entry
+            entries[i] = list(exprs[i])
+        entries[i][k] = v
     for i, flat in entries.items():
         out[i] = sp.ImmutableMatrix(*exprs[i].shape, flat)
     return out

@@ -1,58 +1,142 @@
-"""LaTeX and Markdown for systems, augmented systems and adjoints.
+"""LaTeX and Markdown for systems, augmented systems, adjoints and whole derivations.
 
-Symbols print as the user named them (``beta`` as ``\\beta``, ``W1`` as ``W_{1}``).
-Elementwise functions of vectors print as the function applied to the vector
-(``\\tanh\\left(W_{1} h + b_{1}\\right)``, acting entry by entry), Hadamard products as
-``\\circ``.  ``environment="align"`` gives a block that pastes into a paper (needs
-amsmath); ``"aligned"`` nests inside ``$$ ... $$`` for notebooks and Markdown.
+Symbols print as the user named them (``beta`` as ``\\beta``, ``W1`` as ``W_{1}``); the
+derivation's own names (adjoint ``a``, parameter vector ``\\theta``, loss ``L``, ...) are
+chosen against them (:mod:`adjoint_sym.symbolic.notation`).  Elementwise functions of
+vectors print as the function applied to the vector, entry by entry; the derivative the
+adjoint applies to ``tanh(z)`` prints as ``1 - \\tanh^{2}(z)``; Hadamard products print as
+``\\circ``; a pre-activation of a neural right-hand side is named once (``z = W_1 h + b_1``).
+``environment="align"`` gives a block that pastes into a paper (needs amsmath);
+``"aligned"`` nests inside ``$$ ... $$`` for notebooks and Markdown.
+
+Examples
+--------
+>>> from adjoint_sym import ODESystem
+>>> decay = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+>>> lines = adjoint_latex(decay.adjoint(), loss="x**2 + k").splitlines()
+>>> line = next(line for line in lines if line.startswith(r"\\frac{d L}{d k}"))
+>>> print(line.split(r" \\quad ")[0])
+\\frac{d L}{d k} &= a_{k}(t_{0}) + \\left. \\frac{\\partial \\ell}{\\partial k} \\right|_{t_{1}},
+>>> print(line.split(r" \\quad ")[1])
+\\frac{\\partial \\ell}{\\partial k} = 1 \\\\
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.printing.latex import LatexPrinter
 
+from .document import Section, Style, abbreviation_latex, abbreviations, composed, sections
+from .loss_terms import loss_terms
+from .notation import Name, Notation
+
 ENVIRONMENTS = ("align", "align*", "aligned")
 
 
 class _Printer(LatexPrinter):
-    def __init__(self, settings: dict | None = None) -> None:
+    """SymPy's LaTeX printer with the derivation's names and elementwise functions composed."""
+
+    def __init__(self, settings: dict | None = None, names: dict | None = None) -> None:
         super().__init__(settings)
         self._given = dict(settings or {})
+        self._names = dict(names or {})
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        if expr in self._names:
+            name = self._names[expr]
+            return r"\mathbf{" + name + "}" if style == "bold" else name
+        return super()._print_Symbol(expr, style=style)
 
     def _print_ElementwiseApplyFunction(self, expr: ElementwiseApplyFunction) -> str:
         u = sp.Dummy("u")
-        body = expr.function(u)
+        body, inner = composed(expr, u)
         # Print sigma(Z) as sigma applied to the printed Z: the argument's LaTeX stands
         # in for the dummy, so derivatives read as 1 - tanh^2(W h + b).
-        settings = dict(self._given)
-        settings["symbol_names"] = {**settings.get("symbol_names", {}), u: self._print(expr.expr)}
-        printed = _Printer(settings).doprint(body)
+        printed = _Printer(self._given, {**self._names, u: self._print(inner)}).doprint(body)
         if isinstance(body, sp.Function) and body.args == (u,):
             return printed
         return r"\left(" + printed + r"\right)"
 
+    def _print_OneMatrix(self, expr: sp.OneMatrix) -> str:
+        rows, _ = expr.shape
+        return r"\mathbf{1}^{T}" if rows == 1 else r"\mathbf{1}"
 
-def latex(expr: sp.Basic, *, bold_vectors: bool = False) -> str:
-    """LaTeX of one expression with the package's conventions."""
+
+def latex(expr: sp.Basic, *, bold_vectors: bool = False, names: dict | None = None) -> str:
+    """LaTeX of one expression with the package's conventions (``names``: symbol to LaTeX)."""
     settings = {"mat_symbol_style": "bold" if bold_vectors else "plain", "mul_symbol": None}
-    return _Printer(settings).doprint(expr)
+    return _Printer(settings, names).doprint(expr)
 
 
-def _d_dt(symbol: sp.Basic, t: sp.Symbol, bold: bool) -> str:
-    return r"\frac{d " + latex(symbol, bold_vectors=bold) + r"}{d " + latex(t) + "}"
+class LatexStyle(Style):
+    """How LaTeX writes a derivation (:mod:`adjoint_sym.symbolic.document`)."""
+
+    dot = r" \cdot "
+    sep = r", \quad "
+    empty = r"\emptyset"
+    member = r" \in "
+    ellipsis = r"\ldots"
+
+    def __init__(self, note, names: dict, abbreviations: dict, bold: bool) -> None:
+        super().__init__(note, names, abbreviations)
+        self.bold = bold
+
+    def expr(self, e: sp.Basic) -> str:
+        return latex(e, bold_vectors=self.bold, names=self.names)
+
+    def name(self, n: Name) -> str:
+        return n.latex
+
+    def ddt(self, x: str) -> str:
+        t = self.note.time.latex
+        if x.startswith(r"\begin"):
+            return rf"\frac{{d}}{{d {t}}} {x}"
+        return rf"\frac{{d {x}}}{{d {t}}}"
+
+    def total(self, num: str, den: str) -> str:
+        return rf"\frac{{d {num}}}{{d {den}}}"
+
+    def partial(self, num: str, den: str) -> str:
+        return rf"\frac{{\partial {num}}}{{\partial {den}}}"
+
+    def evaluated(self, x: str, t: str) -> str:
+        return rf"\left. {x} \right|_{{{t}}}"
+
+    def column(self, items: Sequence[str]) -> str:
+        return r"\begin{bmatrix} " + r" \\ ".join(items) + r" \end{bmatrix}"
+
+    def vector(self, items: Sequence[str]) -> str:
+        return r"\left(" + ", ".join(items) + r"\right)"
+
+    def set_of(self, items: Sequence[str]) -> str:
+        return r"\{" + ", ".join(items) + r"\}"
+
+    def eq(self, lhs: str, rhs: str) -> str:
+        return f"{lhs} &= {rhs}"
+
+    def words(self, text: str) -> str:
+        return r"\text{" + text + "}"
+
+    def side(self, t: str, sign: str) -> str:
+        return f"{t}^{{{sign}}}"
+
+    def sum_i(self, body: str) -> str:
+        return r"\sum_{i} " + body
+
+    def norm2(self, body: str) -> str:
+        return r"\lVert " + body + r" \rVert^{2}"
+
+    def sub(self, base: str, index: str) -> str:
+        return f"{base}_{{{index}}}"
 
 
-def _lines(pairs: list[tuple[sp.Basic, sp.Basic]], t: sp.Symbol, bold: bool) -> list[str]:
-    """One line per pair; explicit columns of scalar symbols get one line per entry."""
-    out = []
-    for symbol, rhs in pairs:
-        if isinstance(symbol, sp.MatrixBase):
-            out.extend(_lines(list(zip(symbol, rhs)), t, bold))
-        else:
-            out.append(_d_dt(symbol, t, bold) + " &= " + latex(rhs, bold_vectors=bold))
-    return out
+def _style(adj, bold: bool) -> LatexStyle:
+    named = abbreviations(adj)
+    names = {**adj.latex_names, **abbreviation_latex(adj, named)}
+    return LatexStyle(adj.notation, names, named, bold)
 
 
 def _wrap(lines: list[str], environment: str) -> str:
@@ -62,70 +146,56 @@ def _wrap(lines: list[str], environment: str) -> str:
     return f"\\begin{{{environment}}}\n{body}\n\\end{{{environment}}}"
 
 
-def _dynamics_pairs(system) -> list[tuple[sp.Basic, sp.Basic]]:
-    if system.is_matrix_level:
-        return [(system.state[0], system.rhs)]
-    return list(zip(system.state, system.rhs))
+def _system_style(system, bold: bool) -> LatexStyle:
+    note = Notation.of(system)
+    return LatexStyle(note, dict(note.latex_names), {}, bold)
 
 
 def system_latex(system, *, bold_vectors: bool = False, environment: str = "aligned") -> str:
     """``dh/dt = f`` for each state (or the one matrix state)."""
-    return _wrap(_lines(_dynamics_pairs(system), system.t, bold_vectors), environment)
+    s = _system_style(system, bold_vectors)
+    if system.is_matrix_level:
+        lines = [s.eq(s.ddt(s.sym(system.state[0])), s.expr(system.rhs))]
+    else:
+        lines = [s.eq(s.ddt(s.sym(x)), s.expr(f)) for x, f in zip(system.state, system.rhs)]
+    return _wrap(lines, environment)
 
 
 def augmented_latex(aug, *, bold_vectors: bool = False, environment: str = "aligned") -> str:
     """``d/dt [h; theta; t] = [f; 0; 1]`` as a bracketed column identity."""
-    state = r" \\ ".join(latex(s, bold_vectors=bold_vectors) for s in aug.state)
-    rhs = r" \\ ".join(latex(r, bold_vectors=bold_vectors) for r in aug.rhs)
-    t = latex(aug.system.t)
-    line = (
-        rf"\frac{{d}}{{d {t}}}\begin{{bmatrix}} {state} \end{{bmatrix}} &= "
-        rf"\begin{{bmatrix}} {rhs} \end{{bmatrix}}"
-    )
+    s = _system_style(aug.system, bold_vectors)
+    line = s.eq(s.ddt(s.column([s.sym(x) for x in aug.state])), s.column([s.expr(r) for r in aug.rhs]))
     return _wrap([line], environment)
 
 
-def adjoint_lines(adj, *, bold_vectors: bool = False) -> list[str]:
-    """The adjoint ODE lines and their terminal conditions (Chen et al. 2018)."""
-    t = adj.system.t
-    lines = _lines(adj.blocks(), t, bold_vectors)
-    a = latex(adj.a, bold_vectors=bold_vectors) if adj.system.is_matrix_level else "a"
-    tt = latex(t)
-    h = latex(adj.system.state[0], bold_vectors=bold_vectors) if adj.system.is_matrix_level else "h"
-    lines.append(
-        rf"{a}({tt}_1) &= \frac{{\partial L}}{{\partial {h}({tt}_1)}}, \quad "
-        rf"a_\theta({tt}_1) = 0, \quad a_{{{tt}}}({tt}_1) = -\frac{{\partial L}}{{\partial {tt}_1}}"
-    )
-    return lines
+def derivation_sections(adj, loss: object = None, *, bold_vectors: bool = False) -> list[Section]:
+    """The derivation's sections in LaTeX (see :func:`adjoint_sym.symbolic.document.sections`)."""
+    return sections(adj, loss_terms(adj.system, loss), _style(adj, bold_vectors))
 
 
-def adjoint_latex(adj, *, bold_vectors: bool = False, environment: str = "align") -> str:
-    """Dynamics, adjoint ODEs and terminal conditions in one environment."""
-    dynamics = _lines(_dynamics_pairs(adj.system), adj.system.t, bold_vectors)
-    return _wrap(
-        [*dynamics, _augmented_line(adj.system, bold_vectors), *adjoint_lines(adj, bold_vectors=bold_vectors)],
-        environment,
-    )
+def adjoint_latex(adj, *, loss: object = None, bold_vectors: bool = False, environment: str = "align") -> str:
+    """The whole derivation in one environment: dynamics, loss, augmented state, adjoint ODEs,
+    terminal values (and jumps), gradient with the loss's explicit terms."""
+    parts = derivation_sections(adj, loss, bold_vectors=bold_vectors)
+    return _wrap([line for part in parts for line in part.lines], environment)
 
 
-def _augmented_line(system, bold: bool) -> str:
-    """``d theta/dt = 0, dt/dt = 1``: the rest of the augmented dynamics, theta spelled out."""
-    t = latex(system.t)
-    names = ", ".join(latex(p, bold_vectors=bold) for p in system.params)
-    theta = rf"\theta = \left({names}\right)" if names else r"\theta = \emptyset"
-    return rf"\frac{{d \theta}}{{d {t}}} &= 0, \quad \frac{{d {t}}}{{d {t}}} = 1, \quad {theta}"
+def adjoint_markdown(adj, *, loss: object = None, level: int = 3) -> str:
+    """Markdown: a heading and a display-maths block per section of the derivation."""
+    hashes = "#" * level
+    out = []
+    for part in derivation_sections(adj, loss):
+        out += [f"{hashes} {part.title}", "$$\n" + _wrap(list(part.lines), "aligned") + "\n$$"]
+    return "\n\n".join(out) + "\n"
 
 
-def adjoint_markdown(adj) -> str:
-    """Markdown: a heading and display maths for the dynamics, augmented system, adjoint."""
-    system = adj.system
-    title = system.name or "system"
-    parts = [
-        f"### Dynamics of {title}",
-        "$$\n" + system_latex(system) + "\n$$",
-        "### Augmented state",
-        "$$\n" + augmented_latex(adj.augmented) + "\n$$",
-        f"### Augmented adjoint ({adj.form} form), integrated from $t_1$ back to $t_0$",
-        "$$\n" + _wrap(adjoint_lines(adj), "aligned") + "\n$$",
-    ]
-    return "\n\n".join(parts) + "\n"
+__all__ = [
+    "ENVIRONMENTS",
+    "LatexStyle",
+    "adjoint_latex",
+    "adjoint_markdown",
+    "augmented_latex",
+    "derivation_sections",
+    "latex",
+    "system_latex",
+]

@@ -25,6 +25,7 @@ from ..errors import InvalidModelError
 from .augmented import Adjoint, AugmentedSystem
 from .matrix_calculus import vjp as _matrix_vjp
 from .parse import CONSTANTS, FUNCTIONS, parse_expression
+from .trace import trace
 
 Param = sp.Symbol | sp.MatrixSymbol
 
@@ -151,6 +152,57 @@ class ODESystem:
             name=name,
         )
 
+    @classmethod
+    def from_function(
+        cls,
+        f,
+        state: Sequence[str] | Mapping[str, int],
+        params: Sequence[str] | Mapping[str, object] = (),
+        time: str = "t",
+        name: str = "",
+    ) -> ODESystem:
+        """Build a system from a plain Python right-hand side, by tracing it on symbols.
+
+        ``f`` is called once (twice, to check it is a pure function) with stand-ins that
+        record its arithmetic and its NumPy calls (``np.sin``, ``np.tanh``, ``@``, ``**``,
+        ...), so an existing NumPy function needs no rewriting; see
+        :mod:`adjoint_sym.symbolic.trace` for what is refused and why.
+
+        Parameters
+        ----------
+        f : callable
+            Its arguments are matched by name first (an argument named like a state, a
+            parameter or the time gets that symbol; one named ``np`` gets the tracing
+            namespace), the rest by position in SciPy's order ``f(t, h, theta)``: the time,
+            the state (a NumPy array of the scalar states, which unpacks as ``x, y = h``;
+            the column for a matrix-level system) and the parameters (``p.a``, ``p["a"]``,
+            ``a, b = p``; or one by one through ``*args``).  It returns one expression per
+            state (a list or array) or, matrix-level, the column.
+        state : list of str, or {name: size}
+            Scalar state names, or one column state of the given size (matrix level).
+        params : list of str, or mapping of name to shape
+            Scalar parameters by name, or ``{"W": (rows, cols), "b": (rows, 1), "k": ()}``.
+            A matrix parameter of a scalar system is a NumPy array of its entries; of a
+            matrix-level system, a matrix (``W @ h`` stays one matrix product).
+        time : str
+            The time symbol's name.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> def pendulum(t, y, p):
+        ...     theta, omega = y
+        ...     return np.array([omega, -p.g / p.l * np.sin(theta)])
+        >>> ODESystem.from_function(pendulum, ["theta", "omega"], ["g", "l"]).rhs.T
+        Matrix([[omega, -g*sin(theta)/l]])
+        >>> spiral = ODESystem.from_function(lambda t, h, W, b: W @ h**3 + b, {"h": 2}, {"W": (2, 2), "b": (2, 1)})
+        >>> spiral.rhs
+        W*HadamardPower(h, 3) + b
+        """
+        traced = trace(f, state, params, time)
+        rhs = traced.rhs if isinstance(traced.rhs, sp.MatrixExpr) else list(traced.rhs)
+        return cls(state=traced.state, params=traced.params, t=traced.t, rhs=rhs, name=name)
+
     # -- shape and naming -------------------------------------------------------------
     @property
     def is_matrix_level(self) -> bool:
@@ -228,14 +280,14 @@ class ODESystem:
     @cached_property
     def jacobian_h(self) -> sp.ImmutableMatrix:
         """``df/dh``, shape (n, n), entry by entry."""
-        return sp.ImmutableMatrix(self.explicit_rhs.jacobian(self.flat_state))
+        return _sparse_jacobian(self.explicit_rhs, self.flat_state)
 
     @cached_property
     def jacobian_theta(self) -> sp.ImmutableMatrix:
         """``df/dtheta``, shape (n, n_params), entry by entry."""
         if not self.flat_params:
             return sp.ImmutableMatrix.zeros(self.n, 0)
-        return sp.ImmutableMatrix(self.explicit_rhs.jacobian(self.flat_params))
+        return _sparse_jacobian(self.explicit_rhs, self.flat_params)
 
     @cached_property
     def derivative_t(self) -> sp.ImmutableMatrix:
@@ -299,6 +351,23 @@ class ODESystem:
     def to_latex(self, *, bold_vectors: bool = False) -> str:
         """Paste-ready ``align`` block of the dynamics."""
         return self.latex(bold_vectors=bold_vectors, environment="align")
+
+
+def _sparse_jacobian(entries: sp.MatrixBase, variables: Sequence[sp.Basic]) -> sp.ImmutableMatrix:
+    """``d entries / d variables``, differentiating each entry only by the variables it contains.
+
+    ``Matrix.jacobian`` takes every derivative, ``n^2`` of them, almost all zero for the
+    sparse systems of chemistry and discretized PDEs (a 256-state Brusselator spends
+    most of its first stiff gradient there); this costs one derivative per nonzero.
+    """
+    column = {v: j for j, v in enumerate(variables)}
+    out: dict[tuple[int, int], sp.Basic] = {}
+    for i, entry in enumerate(entries):
+        for atom in entry.atoms(sp.Symbol, MatrixElement):
+            j = column.get(atom)
+            if j is not None:
+                out[i, j] = entry.diff(atom)
+    return sp.ImmutableMatrix(sp.SparseMatrix(len(entries), len(variables), out))
 
 
 def _describe_param(p: Param) -> str:

@@ -4,7 +4,8 @@
 problems drawn by :mod:`adjoint_sym.strategies` and compares every quantity against
 independent references; :mod:`adjoint_sym.testing.mutants` holds deliberately wrong
 adjoints that it must catch, and :mod:`adjoint_sym.testing.pytest_plugin` the pytest
-options and fixtures.
+options and fixtures.  :func:`check_hvp_function` does the same for Hessian-vector
+products (:mod:`adjoint_sym.testing.hvp_mutants` holds their planted bugs).
 """
 
 from .gradient_function import (
@@ -26,6 +27,7 @@ from .gradient_function import (
     mismatch_error,
     reference_gradient,
 )
+from .hessian import check_hvp_function, check_hvp_problem
 
 __all__ = [
     "DEFAULT_ATOL",
@@ -38,6 +40,8 @@ __all__ = [
     "as_gradient",
     "assert_gradients_agree",
     "check_gradient_function",
+    "check_hvp_function",
+    "check_hvp_problem",
     "check_problem",
     "clear_reference_cache",
     "compare_gradients",

@@ -259,6 +259,9 @@ def _array(value, name: str, shape: tuple[int, ...]) -> np.ndarray:
     size = int(np.prod(shape)) if shape else 1
     if arr.size != size:
         raise InvalidModelError(f"{name} must have shape {shape}, got shape {arr.shape}")
+    if len(shape) == 2 and min(shape) > 1 and arr.ndim > 1 and arr.shape != shape:
+        # flat (row-major) is read as given; any other shape would be reshaped into the wrong entries
+        raise InvalidModelError(f"{name} must have shape {shape} (or be flat, row-major), got shape {arr.shape}")
     return arr.reshape(shape)
 
 

@@ -1,11 +1,12 @@
-"""A small hand-written adjoint, and deliberately wrong variants of it (mutants).
+"""Deliberately wrong adjoints (mutants): the library's own backward sweep with a planted bug.
 
 The property suite is only as good as its power to fail.  :func:`handwritten_adjoint`
-is written independently of :mod:`adjoint_sym.adjoint.gradient`: ``solve_ivp`` forward with
-dense output, then ``[a, a_theta, a_t]`` integrated backward from the last observation
-to ``t0`` over the kernels' Jacobian and vector-Jacobian products, with the jumps
-``a += dL/dh(t_i)``, ``a_t -= dL/dh(t_i) . f`` at the observation times (Chen et al. 2018,
-eq. 4, 5, Algorithm 1 and appendix B).  Each mutation breaks it the way a person does:
+runs the library's interpolating adjoint (``solve_ivp`` forward with dense output, then
+the one backward sweep of :mod:`adjoint_sym.adjoint.backward`, Chen et al. 2018, eq. 4, 5
+and appendix B) as a plain gradient function; with ``mutation=`` it plants one bug the
+way a person writes it, either in how ``a^T df/dx`` is formed (a
+:class:`~adjoint_sym.adjoint.vjp.VectorJacobianProduct` that is wrong) or in the jumps
+at the observation times:
 
 ==========================  =============================================================
 mutation                    the bug
@@ -37,11 +38,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
-from ..adjoint.kernels import adjoint_kernels
-from ..errors import InvalidModelError, SolverFailedError
-from ..numeric.problem import Problem, unflatten_params
+from ..adjoint.backward import Observations, gradient_fields, sweep
+from ..adjoint.methods import InterpolatingAdjoint
+from ..adjoint.vjp import SymbolicVJP, VectorJacobianProduct
+from ..errors import InvalidModelError
+from ..numeric.problem import Problem
+from ..numeric.solve import forward
+from ..symbolic.system import ODESystem
 
 MUTATIONS = (
     "flipped_sign",
@@ -54,11 +58,56 @@ MUTATIONS = (
     "off_by_one",
 )
 
+#: Mutations of how ``a^T df/dx`` is formed; the others break the jumps.
+_PRODUCT_MUTATIONS = ("flipped_sign", "missing_transpose", "dropped_a_theta", "dropped_a_t", "theta_forward")
+
+
+class MutatedVJP(VectorJacobianProduct):
+    """The symbolic VJP with one planted mistake in its blocks ``[a^T f_h, a^T f_theta, a^T f_t]``.
+
+    Only :meth:`products` is defined, so every rate the engines derive from it (the
+    interpolating, backsolve and quadrature forms) carries the mistake.
+    """
+
+    def __init__(self, system: ODESystem, mutation: str) -> None:
+        super().__init__(system)
+        self.correct = SymbolicVJP(system)
+        self.mutation = mutation
+
+    def products(self, t, h, a, theta):
+        n, p = self.n, self.n_params
+        out = np.array(self.correct.products(t, h, a, theta))
+        if self.mutation == "flipped_sign":
+            out[:n] = -out[:n]
+        elif self.mutation == "missing_transpose":
+            out[:n] = self.correct.kernels.jac_h_from_vjp(t, h, theta) @ a  # f_h a instead of a^T f_h
+        elif self.mutation == "dropped_a_theta":
+            out[n : n + p] = 0.0
+        elif self.mutation == "theta_forward":  # forward from t0 accumulates the integral's negative
+            out[n : n + p] = -out[n : n + p]
+        elif self.mutation == "dropped_a_t":
+            out[n + p] = 0.0
+        return out
+
+
+def _mutated_jumps(d_states: np.ndarray, mutation: str | None) -> np.ndarray:
+    jumps = np.array(d_states, dtype=float, copy=True)
+    if mutation == "missing_jump":
+        jumps[:-1] = 0.0
+    elif mutation == "off_by_one":  # observation i's jump lands at t_{i+1} (the last stays)
+        shifted = np.zeros_like(jumps)
+        shifted[1:] = jumps[:-1]
+        shifted[-1] += jumps[-1]
+        jumps = shifted
+    elif mutation == "wrong_terminal":
+        jumps[-1] = -jumps[-1]
+    return jumps
+
 
 def handwritten_adjoint(
     problem: Problem, *, mutation: str | None = None, rtol: float = 1e-10, atol: float = 1e-12
 ) -> dict:
-    """``loss``, ``dh0``, ``dparams``, ``dt0``, ``dt1``, ``dtimes`` by a hand-written adjoint.
+    """``loss``, ``dh0``, ``dparams``, ``dt0``, ``dt1``, ``dtimes`` by the interpolating adjoint.
 
     Parameters
     ----------
@@ -66,7 +115,7 @@ def handwritten_adjoint(
     mutation : str, optional
         One of :data:`MUTATIONS` to break the adjoint on purpose; ``None`` is correct.
     rtol, atol : float
-        Tolerances of both ``solve_ivp`` calls (DOP853).
+        Tolerances of the forward and backward solves (DOP853).
 
     Returns
     -------
@@ -75,69 +124,15 @@ def handwritten_adjoint(
     """
     if mutation is not None and mutation not in MUTATIONS:
         raise InvalidModelError(f"unknown mutation {mutation!r}; choose one of {MUTATIONS}")
-    system, k = problem.system, adjoint_kernels(problem.system)
-    n, p, theta = system.n, system.n_params, problem.theta
-    f, vjp = k.f.fn, k.vjp.fn
-    times, t0 = problem.times, problem.t0
-
-    # forward: h(t) with dense output, exact endpoint states at the observation times
-    def run(fun, span, y0):
-        if span[0] == span[1]:
-            return None, np.asarray(y0, dtype=float)
-        sol = solve_ivp(fun, span, y0, method="DOP853", rtol=rtol, atol=atol, dense_output=True)
-        if sol.status != 0:
-            raise SolverFailedError(f"hand-written adjoint: {sol.message}", solver_message=sol.message)
-        return sol.sol, sol.y[:, -1]
-
-    h_of, _ = run(lambda t, h: f(t, h, theta), (t0, times[-1]), problem.h0)
-    states = np.array([problem.h0 if h_of is None or t == t0 else h_of(t) for t in times])
-    loss = problem.evaluate_loss(states)
-    # moving t_i moves where the state is read (dL/dh . f) and the loss's explicit time
-    flows = np.array([loss.d_states[i] @ f(t, states[i], theta) for i, t in enumerate(times)])
-    dtimes = flows + loss.d_times
-
-    jumps = [d.copy() for d in loss.d_states]
-    if mutation == "missing_jump":
-        jumps = [np.zeros(n)] * (len(times) - 1) + [jumps[-1]]
-    elif mutation == "off_by_one":  # observation i's jump lands at t_{i+1} (the last stays)
-        shifted = [np.zeros(n), *jumps[:-1]]
-        shifted[-1] = shifted[-1] + jumps[-1]
-        jumps = shifted
-    if mutation == "wrong_terminal":
-        jumps[-1] = -jumps[-1]
-
-    def rhs(t, y):
-        h, a = h_of(t), y[:n]
-        products = vjp(t, h, a, theta)  # [a^T f_h, a^T f_theta, a^T f_t]
-        da = -products[:n]
-        if mutation == "flipped_sign":
-            da = -da
-        elif mutation == "missing_transpose":
-            da = -(k.jac_h_from_vjp(t, h, theta) @ a)
-        da_theta = -products[n : n + p]
-        if mutation == "dropped_a_theta":
-            da_theta = np.zeros(p)
-        elif mutation == "theta_forward":  # forward from t0 accumulates the integral's negative
-            da_theta = -da_theta
-        da_t = np.zeros(1) if mutation == "dropped_a_t" else -products[n + p :]
-        return np.concatenate([da, da_theta, da_t])
-
-    y = np.zeros(n + p + 1)
-    starts = [t0, *times[:-1]]
-    for i in range(len(times) - 1, -1, -1):  # backward over the segments
-        y[:n] += jumps[i]
-        y[-1] -= flows[i]  # a_t carries -dL/dh . f only: moving t0 leaves the loss's explicit time alone
-        _, y = run(rhs, (times[i], starts[i]), y)
-    d_theta = y[n : n + p] + loss.d_theta
-    dparams = unflatten_params(system, d_theta)
-    return {
-        "loss": float(loss.value),
-        "dh0": y[:n],
-        "dparams": dparams,
-        "dt0": float(y[-1]),
-        "dt1": float(dtimes[-1]) if problem.is_final_loss else None,
-        "dtimes": dtimes,
-    }
+    fwd = forward(problem, solver="DOP853", rtol=rtol, atol=atol)
+    observations = Observations.of(problem, fwd.at(problem.times))
+    if mutation in _PRODUCT_MUTATIONS:
+        method = InterpolatingAdjoint(vjp=lambda system: MutatedVJP(system, mutation))
+    else:
+        method = InterpolatingAdjoint()
+    engine = method.segments(problem, fwd, "DOP853", rtol, atol)
+    final = sweep(problem, observations, engine, jumps=_mutated_jumps(observations.loss.d_states, mutation))
+    return gradient_fields(problem, observations, final)
 
 
 def mutant(mutation: str) -> Callable[[Problem], dict]:
@@ -152,4 +147,4 @@ def mutant(mutation: str) -> Callable[[Problem], dict]:
     return gradient_function
 
 
-__all__ = ["MUTATIONS", "handwritten_adjoint", "mutant"]
+__all__ = ["MUTATIONS", "MutatedVJP", "handwritten_adjoint", "mutant"]

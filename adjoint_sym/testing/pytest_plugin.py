@@ -16,14 +16,25 @@ A test in a user's project::
 
     def test_my_adjoint(gradient_checker):
         gradient_checker(my_gradient_function)
+
+When such a test fails, the report shows the test's own frame and the
+:class:`~adjoint_sym.GradientMismatchError`'s message (the shrunk counterexample and the
+table of quantities), not the frames of adjoint_sym and hypothesis it passed through;
+``pytest --fulltrace`` shows them all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+from ..errors import GradientMismatchError
+
+#: Frames from these folders are library plumbing around a gradient mismatch.
+_LIBRARY_ROOTS = (Path(__file__).resolve().parents[1],)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,46 @@ def pytest_configure(config: pytest.Config) -> None:
     except ImportError:  # hypothesis is an optional extra; fixtures say so when used
         return
     register_profiles()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A gradient mismatch reports the user's frames and the message, not the library's frames."""
+    excinfo = call.excinfo
+    if excinfo is not None and excinfo.errisinstance(GradientMismatchError) and not item.config.getoption("fulltrace"):
+        _drop_plumbing(excinfo)
+    return (yield)
+
+
+def _drop_plumbing(excinfo: pytest.ExceptionInfo) -> None:
+    """Unlink adjoint_sym's and hypothesis' frames from the exception's traceback.
+
+    pytest cuts a traceback at the test function by following the raw ``tb_next`` links,
+    so the frames are taken out of that chain (Python lets ``tb_next`` be assigned), the
+    last frame kept where the error was raised if every other frame is plumbing.
+    """
+    raw, tb = [], excinfo.tb
+    while tb is not None:
+        raw.append(tb)
+        tb = tb.tb_next
+    kept = [tb for tb in raw if not _is_plumbing(Path(tb.tb_frame.f_code.co_filename))] or raw[-1:]
+    for a, b in zip(kept, [*kept[1:], None]):
+        a.tb_next = b
+    excinfo.value.__traceback__ = kept[0]
+    excinfo.traceback = type(excinfo.traceback)(kept[0])
+
+
+def _is_plumbing(path: Path) -> bool:
+    roots = [*_LIBRARY_ROOTS, *_hypothesis_root()]
+    return any(path.is_relative_to(root) for root in roots)
+
+
+def _hypothesis_root() -> list[Path]:
+    try:
+        import hypothesis
+    except ImportError:  # the optional extra: no hypothesis frames to hide
+        return []
+    return [Path(hypothesis.__file__).resolve().parent]
 
 
 @pytest.fixture(scope="session")

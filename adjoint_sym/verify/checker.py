@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from ..errors import GradientMismatchError, InvalidModelError
 from ..numeric.problem import Problem
 from ..numeric.result import Gradient
@@ -185,6 +187,7 @@ def compare(
     'dL/dk'
     """
     check_solver(solver)
+    _check_shapes(prob, candidate)
     name = label or f"candidate ({candidate.method})"
     session = Session(prob, solver, rtol, atol)
     session.grads[name] = candidate
@@ -198,6 +201,18 @@ def compare(
     if not session.references():
         raise InvalidModelError(f"no reference produced a gradient: {'; '.join(session.notes)}")
     return session.decide(list(reference_methods[:1]))
+
+
+def _check_shapes(prob: Problem, candidate: Gradient) -> None:
+    """Refuse a candidate whose matrix gradients are not shaped like their parameters (a transpose?)."""
+    for name, shape in prob.system.param_shapes.items():
+        got = np.shape(candidate.dparams.get(name, 0.0))
+        if shape and got != tuple(shape):
+            raise InvalidModelError(
+                f"the candidate's dparams[{name!r}] has shape {got} but the parameter {name} has shape {tuple(shape)}; "
+                "return each gradient in its parameter's shape (a transposed matrix would otherwise be compared "
+                "entry by entry with the wrong entries)"
+            )
 
 
 def assert_gradients_agree(prob: Problem, methods: Sequence[str] = DEFAULT_METHODS, **kwargs) -> Report:

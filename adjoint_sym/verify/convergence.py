@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._figures import finish, target_axes
+from .._figures import finish, target_axes, tidy
 from ..errors import InvalidModelError
 from ..numeric.problem import Problem
 from .checker import pick_reference
@@ -220,7 +220,7 @@ def convergence(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     finish(ax, len(ax.get_lines()))
-    return fig
+    return tidy(fig)
 
 
 def _convergence_items(data: Any) -> list[tuple[str, tuple[np.ndarray, np.ndarray]]]:
