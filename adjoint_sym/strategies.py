@@ -1,8 +1,19 @@
 """Hypothesis strategies for ODE systems, problems and losses (needs ``hypothesis``).
 
-The public home of :mod:`adjoint_sym.testing.strategies`, which holds the implementation.
+The public home of :mod:`adjoint_sym.testing.strategies` and of the hard regimes of
+:mod:`adjoint_sym.testing.regimes`, which hold the implementation.
 """
 
+from .testing.regimes import (
+    REGIMES,
+    drawn_problems,
+    equilibrium_problems,
+    hard_problems,
+    long_span_problems,
+    stiff_linear_systems,
+    stiff_problems,
+    zero_gradient_problems,
+)
 from .testing.strategies import (
     ACTIVATIONS,
     final_losses,
@@ -22,9 +33,14 @@ from .testing.strategies import (
 
 __all__ = [
     "ACTIVATIONS",
+    "REGIMES",
+    "drawn_problems",
+    "equilibrium_problems",
     "final_losses",
+    "hard_problems",
     "initial_states",
     "linear_systems",
+    "long_span_problems",
     "losses",
     "neural_systems",
     "observation_losses",
@@ -33,6 +49,9 @@ __all__ = [
     "problems",
     "register_profiles",
     "run_property",
+    "stiff_linear_systems",
+    "stiff_problems",
     "systems",
     "time_spans",
+    "zero_gradient_problems",
 ]

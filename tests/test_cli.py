@@ -269,11 +269,11 @@ def test_check_examples_agree(path: Path) -> None:
 
 def test_check_exits_1_when_backsolve_drifts(tmp_path: Path) -> None:
     """Algorithm 1 (backsolve) re-integrates h backward; for a strongly contracting x
-    (k = 40 over 10 time units, a factor e^400) the reconstructed state is noise, so its
-    gradient must disagree with forward sensitivities and the verdict must say so."""
+    (k = 40 over 10 time units, a factor e^400) the reconstructed state is noise, and y feeds
+    on it, so dL/dk must disagree with forward sensitivities and the verdict must say so."""
     (tmp_path / "contracting.toml").write_text(
-        'state = ["x", "y"]\nrhs = ["-k*x + y", "-y"]\nh0 = [1.0, 1.0]\nt1 = 10.0\n[params]\nk = 40.0\n'
-        '[loss]\nkind = "final"\nexpr = "x"\n[solver]\nmethod = "RK45"\nrtol = 1e-6\natol = 1e-9\n'
+        'state = ["x", "y"]\nrhs = ["-k*x + y", "-y + x"]\nh0 = [1.0, 1.0]\nt1 = 10.0\n[params]\nk = 40.0\n'
+        '[loss]\nkind = "final"\nexpr = "y"\n[solver]\nmethod = "RK45"\nrtol = 1e-6\natol = 1e-9\n'
     )
     result = run(["check", "contracting.toml", "--methods", "backsolve", "forward"], cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -283,8 +283,9 @@ def test_check_exits_1_when_backsolve_drifts(tmp_path: Path) -> None:
 
 
 class FakeReport:
-    def __init__(self, ok: bool) -> None:
-        self.ok = ok
+    def __init__(self, verdict: str) -> None:
+        self.verdict = verdict
+        self.ok = verdict == "ok"
 
     def markdown(self) -> str:
         return f"| fake table | ok={self.ok} |\n"
@@ -293,13 +294,14 @@ class FakeReport:
         return {"ok": self.ok}
 
 
-@pytest.mark.parametrize(("ok", "code"), [(True, 0), (False, 1)])
-def test_check_exit_code_follows_the_verdict(monkeypatch, capsys, ok: bool, code: int) -> None:
+@pytest.mark.parametrize(("verdict", "code"), [("ok", 0), ("fail", 1), ("inconclusive", 4)])
+def test_check_exit_code_follows_the_verdict(monkeypatch, capsys, verdict: str, code: int) -> None:
     calls = []
+    ok = verdict == "ok"
 
     def fake_check(problem, **options):
         calls.append(options)
-        return FakeReport(ok)
+        return FakeReport(verdict)
 
     import adjoint_sym.verify
 
@@ -308,7 +310,8 @@ def test_check_exit_code_follows_the_verdict(monkeypatch, capsys, ok: bool, code
     out, err = capsys.readouterr()
     assert json.loads(out) == {"ok": ok}
     assert calls == [{"solver": "DOP853", "rtol": 1e-7, "atol": 1e-12, "methods": ["adjoint", "forward"]}]
-    assert ("verification failed" in err) == (not ok)
+    assert ("verification failed" in err) == (verdict == "fail")
+    assert ("verification inconclusive" in err and "no method failed" in err) == (verdict == "inconclusive")
 
 
 # -- derivations ----------------------------------------------------------------------

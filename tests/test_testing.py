@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -23,6 +24,7 @@ from adjoint_sym.testing import (
     assert_gradients_agree,
     check_gradient_function,
     check_problem,
+    clear_reference_cache,
     compare_gradients,
     reference_gradient,
 )
@@ -92,6 +94,77 @@ def test_a_relative_error_of_1e_3_in_any_one_quantity_is_caught(key):
         check_gradient_function(off, shrink=False)
     quantity = {"loss": "L", "dh0": "dL/dh0[", "dparams": "dL/d", "dt0": "dL/dt0", "dt1": "dL/dt1"}[key]
     assert any(r.quantity.startswith(quantity) for r in caught.value.comparison.failures)
+
+
+@pytest.mark.parametrize("key", ["dh0", "dparams"])
+def test_a_relative_error_of_1e_6_is_caught_at_rtol_1e_8(key):
+    # the code under test solves at rtol 1e-12 (global error <= 100 x 1e-12 = 1e-10), the
+    # reference is good to 1e-10 (complex step at 1e-13, forward at 1e-10): 1e-8 leaves two
+    # decades for both, and a planted 1e-6 is a hundred times that
+    def tight(prob):
+        return handwritten_adjoint(prob, rtol=1e-12, atol=1e-14)
+
+    def off(prob):
+        g = tight(prob)
+        if key == "dparams":
+            g["dparams"] = {k: np.asarray(v) * (1 + 1e-6) for k, v in g["dparams"].items()}
+        else:
+            g["dh0"] = np.asarray(g["dh0"]) * (1 + 1e-6)
+        return g
+
+    check_gradient_function(tight, rtol=1e-8, atol=1e-10)
+    with pytest.raises(GradientMismatchError) as caught:
+        check_gradient_function(off, rtol=1e-8, atol=1e-10, shrink=False)
+    prefix = "dL/dh0[" if key == "dh0" else "dL/d"
+    assert any(r.quantity.startswith(prefix) for r in caught.value.comparison.failures)
+    assert caught.value.comparison.verdict == "fail"
+
+
+def break_references(monkeypatch, factors):
+    """Scale the named references' dL/dh0, as a bug in them would (memoized copies forgotten)."""
+    import adjoint_sym.testing.gradient_function as module
+
+    real = module.gradient
+
+    def broken(problem, method, **kw):
+        g = real(problem, method, **kw)
+        return dataclasses.replace(g, dh0=g.dh0 * factors[method]) if method in factors else g
+
+    clear_reference_cache()
+    monkeypatch.setattr(module, "gradient", broken)
+    yield
+    clear_reference_cache()
+
+
+@pytest.fixture
+def split_references(monkeypatch):
+    yield from break_references(monkeypatch, {"complex-step": 1.1, "finite-difference": 0.9})
+
+
+@pytest.fixture
+def one_broken_reference(monkeypatch):
+    yield from break_references(monkeypatch, {"complex-step": 1.1})
+
+
+def test_references_that_disagree_are_inconclusive_not_a_mismatch(decay, split_references):
+    comparison = check_problem(lambda p: exact(decay), decay)  # does not raise
+    assert comparison.verdict == "inconclusive" and not comparison.ok and not comparison.failures
+    row = next(r for r in comparison.rows if r.quantity == "dL/dh0[x]")
+    assert row.status == "inconclusive" and "| dL/dh0[x] |" in comparison.table() and "| ? |" in comparison.table()
+    assert set(comparison.references) == {"complex-step", "forward", "finite-difference"}
+    assert "the references disagree among themselves" in comparison.report.text()
+
+
+def test_a_broken_reference_alone_does_not_fail_your_function(decay, one_broken_reference):
+    comparison = check_problem(lambda p: exact(decay), decay)
+    assert comparison.ok and comparison.reference != "complex-step"
+    assert comparison.report.statuses["complex-step"]["dL/dh0[x]"] == "outvoted"
+
+
+def test_a_mismatch_names_the_references_that_agree(decay):
+    wrong = {**exact(decay), "dh0": [-math.exp(-1.0)]}
+    with pytest.raises(GradientMismatchError, match="the references complex-step and forward agree with each other"):
+        check_problem(lambda p: wrong, decay)
 
 
 def test_deviation_is_in_tolerance_units(decay):

@@ -14,6 +14,8 @@ from ..numeric.solve import check_solver
 from .spec import SolverSettings, Spec, load_spec, positive_tolerance
 
 EXIT_OK, EXIT_MISMATCH, EXIT_INVALID, EXIT_NUMERICAL = 0, 1, 2, 3
+#: ``check`` / ``report``: the references disagree among themselves, so no method was failed.
+EXIT_INCONCLUSIVE = 4
 
 SEMANTICS = """\
 semantics of the time derivatives:
@@ -27,7 +29,8 @@ semantics of the time derivatives:
 """
 
 EXIT_CODES = """\
-exit codes: 0 ok, 1 verification failed, 2 invalid spec or usage, 3 numerical failure
+exit codes: 0 ok, 1 verification failed, 2 invalid spec or usage, 3 numerical failure,
+            4 inconclusive (the references disagree among themselves; no method failed)
 """
 
 METHODS_HELP = (

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from ..errors import SolverFailedError
 from .common import (
     EXIT_CODES,
+    EXIT_INCONCLUSIVE,
     EXIT_MISMATCH,
     EXIT_OK,
     METHODS_HELP,
@@ -80,9 +81,22 @@ def cmd_check(args: argparse.Namespace, progress: Progress) -> int:
         print(json.dumps(report.as_dict(), default=json_default))
     else:
         print(report.markdown(), end="")
-    if not report.ok:
+    return verdict_exit_code(report)
+
+
+def verdict_exit_code(report) -> int:
+    """0 for "ok", 1 for "fail", 4 for "inconclusive", saying why on stderr."""
+    verdict = report.verdict
+    if verdict == "fail":
         print("adjoint-sym: verification failed: the methods disagree beyond their tolerances", file=sys.stderr)
         return EXIT_MISMATCH
+    if verdict == "inconclusive":
+        print(
+            "adjoint-sym: verification inconclusive: the references disagree among themselves (see the table's "
+            "'inconclusive' list for the remedy); no method failed",
+            file=sys.stderr,
+        )
+        return EXIT_INCONCLUSIVE
     return EXIT_OK
 
 
@@ -113,7 +127,7 @@ def register(sub, common: argparse.ArgumentParser, solver: argparse.ArgumentPars
         "check",
         parents=[common, solver],
         formatter_class=formatter,
-        help="compare every gradient method; exit 1 on disagreement",
+        help="compare every gradient method; exit 1 on disagreement, 4 when inconclusive",
         description="Compute the gradient by several methods (adjoints and independent references), show them\n"
         "side by side with their deviations, and give the verdict.",
         epilog="examples:\n"

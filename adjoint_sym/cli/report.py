@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..symbolic.loss_terms import loss_terms
-from .common import EXIT_CODES, EXIT_MISMATCH, EXIT_OK, SEMANTICS, Progress, formatter, load
-from .compute import run_check
+from .common import EXIT_CODES, SEMANTICS, Progress, formatter, load
+from .compute import run_check, verdict_exit_code
 from .derive import describe_loss
 from .spec import SolverSettings, Spec
 
@@ -30,15 +30,18 @@ def cmd_report(args: argparse.Namespace, progress: Progress) -> int:
         adj.markdown(loss=loss_terms(spec.system, spec.problem.loss, t1=spec.problem.t1)),
     ]
     report = run_check(spec, settings, None, progress)
-    ok = bool(report.ok)
-    verdict = "all methods agree" if ok else "**the methods disagree** (see the table)"
+    verdict = {
+        "ok": "all methods agree",
+        "fail": "**the methods disagree** (see the table)",
+        "inconclusive": "**inconclusive**: the references disagree among themselves (see the table)",
+    }[report.verdict]
     parts += ["## Gradients", f"Verdict: {verdict}.", report.markdown()]
     parts += ["## Time derivatives", "```\n" + SEMANTICS + "```"]
     plots = _plot_trajectories(spec, settings, out, progress)
     parts += ["## Plots", plots]
     (out / "report.md").write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     print(out / "report.md")
-    return EXIT_OK if ok else EXIT_MISMATCH
+    return verdict_exit_code(report)
 
 
 def _problem_markdown(spec: Spec) -> str:

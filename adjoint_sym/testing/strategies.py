@@ -149,11 +149,13 @@ def _similar(D: list, N: list) -> list:
 
 # -- systems ------------------------------------------------------------------------------
 @st.composite
-def _terms(draw, max_index: int, max_degree: int, max_terms: int, timed: bool) -> list[tuple]:
+def _terms(draw, max_index: int, max_degree: int, max_terms: int, timed: bool, min_degree: int = 0) -> list[tuple]:
     """One equation's terms, raw: (state indices, is_parameter, coefficient, time factor)."""
     terms = []
     for _ in range(draw(st.integers(1, max_terms))):
-        factors = draw(st.lists(st.integers(0, max_index - 1), max_size=max_degree))
+        factors = draw(
+            st.lists(st.integers(0, max_index - 1), min_size=min_degree, max_size=max(max_degree, min_degree))
+        )
         is_parameter = draw(st.booleans())
         coefficient = None if is_parameter else draw(st.sampled_from(_COEFFICIENTS))
         time_factor = draw(st.sampled_from(_TIME_FACTORS)) if timed else ""
@@ -168,13 +170,16 @@ def polynomial_systems(
     degree: int | SearchStrategy[int] = _ONE_TO_THREE,
     max_terms: int = 3,
     time_dependent: bool | SearchStrategy[bool] = _BOOLEANS,
+    min_degree: int = 0,
 ) -> ODESystem:
     """Polynomial vector fields ``dx_i/dt = sum_k c_k m_k(x) g_k(t)``.
 
     Each equation has 1 to ``max_terms`` terms; a term is a monomial of total degree at
     most ``degree`` (possibly the constant 1), its coefficient is a literal from
     ``1, -1, 1/2, -1/2, 2, -2`` or a fresh scalar parameter, and with time dependence a
-    factor ``t`` or ``cos(t)``.  Built with :meth:`ODESystem.from_strings`.
+    factor ``t`` or ``cos(t)``.  Built with :meth:`ODESystem.from_strings`.  With
+    ``min_degree=1`` every monomial has a state factor, so ``h = 0`` is an equilibrium
+    (:mod:`adjoint_sym.testing.regimes` starts there).
 
     ``dim`` is an int, a strategy, or ``None`` for 1 to 3 states drawn as a list of
     equations: the shrinker then deletes a whole equation (state indices wrap around),
@@ -192,7 +197,7 @@ def polynomial_systems(
         low = high = draw(_strategy(dim))
     max_degree = draw(_strategy(degree))
     timed = draw(_strategy(time_dependent))
-    equations = draw(st.lists(_terms(high, max_degree, max_terms, timed), min_size=low, max_size=high))
+    equations = draw(st.lists(_terms(high, max_degree, max_terms, timed, min_degree), min_size=low, max_size=high))
     n = len(equations)
     names = _state_names(n)
     params: list[str] = []

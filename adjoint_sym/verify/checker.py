@@ -1,21 +1,21 @@
 """The gradient checker: every route to ``dL/dx``, compared quantity by quantity.
 
-:func:`check` runs several methods (adjoints and references), compares each quantity
+:func:`check` runs several methods (adjoints and references), judges each quantity
 (every ``dL/dh0`` entry, every parameter entry, ``dL/dt0``, ``dL/dt1`` or ``dL/dt_i``)
-against the best reference available (complex step, then forward sensitivities, then
-finite differences) and explains every disagreement.  :func:`compare` checks a gradient
+against the references (complex step, forward sensitivities, finite differences: two
+that agree are needed to fail a method) and explains every disagreement.  :func:`compare` checks a gradient
 computed elsewhere; :func:`assert_gradients_agree` raises with the table;
 :func:`convergence_study` shows errors shrinking with the tolerance and the step.
 
 The tolerance model and the causes of disagreement are in
 :mod:`adjoint_sym.verify.tolerance`, the comparison engine in
-:mod:`adjoint_sym.verify.engine`.
+:mod:`adjoint_sym.verify.engine`, running, escalating and re-running in
+:mod:`adjoint_sym.verify.session`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -26,50 +26,12 @@ from ..numeric.result import Gradient
 from ..numeric.solve import EXPLICIT, IMPLICIT, check_solver
 from ..reference.complex_step import non_analytic_functions
 from ..reference.taylor import MIN_ORDER, taylor_test
-from .engine import compare_routes
 from .report import Failure, Report
-from .routes import gradient
 from .routes import methods as all_methods
-from .tolerance import accuracy, conditioning
-
-#: References in order of preference.
-BEST_REFERENCES = ("complex-step", "forward", "finite-difference")
+from .session import BEST_REFERENCES, Session
+from .tolerance import accuracy
 
 DEFAULT_METHODS = ("adjoint", "forward", "complex-step", "finite-difference")
-
-
-def _run(prob, method, solver, rtol, atol, options, notes) -> Gradient | None:
-    if method == "complex-step" and solver in IMPLICIT:
-        notes.append(
-            f"complex-step skipped: it needs an explicit solver and solver={solver!r} marks a stiff problem, "
-            "where DOP853 at rtol 1e-13 would crawl; forward sensitivities are the reference"
-        )
-        return None
-    if method == "backprop" and solver in IMPLICIT and "backprop" not in options:
-        notes.append(
-            f"backprop skipped: it differentiates an explicit Runge-Kutta solve, and solver={solver!r} marks a "
-            "stiff problem where explicit steps would be stability-limited; pass options={'backprop': {...}} to force"
-        )
-        return None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            g = gradient(prob, method, solver=solver, rtol=rtol, atol=atol, **options.get(method, {}))
-        except InvalidModelError as exc:
-            if method == "complex-step":  # refused (non-analytic f): say so, compare the rest
-                notes.append(f"complex-step skipped: {exc}")
-                return None
-            raise
-    for w in caught:
-        notes.append(f"{method}: {w.message}")
-    if "backsolve_drift" in g.stats and not caught:
-        notes.append(
-            f"{method}: backward-reconstructed state drifted {g.stats['backsolve_drift']:.3g} tolerance units "
-            "from the forward one (large values: use method='interpolating')"
-        )
-    if "note" in g.stats:
-        notes.append(f"{method}: {g.stats['note']}")
-    return g
 
 
 def pick_reference(prob: Problem, solver: str, available: Sequence[str]) -> str:
@@ -92,7 +54,16 @@ def check(
     options: Mapping[str, dict] | None = None,
     taylor: bool = False,
 ) -> Report:
-    """Compute the gradient by every method in ``methods`` and compare (see the module docstring).
+    """Compute the gradient by every method in ``methods`` and give the verdict.
+
+    Every method (an adjoint, ``"backprop"``, any route that is not a reference) is judged
+    against the references among ``methods`` (forward sensitivities, complex step, finite
+    differences), see :mod:`adjoint_sym.verify.engine`: it fails only where two
+    references that agree with each other both disagree with it.  Where fewer than two
+    references can decide, further ones are run (complex step, forward, finite
+    differences); a method that fails by at most ``REFINE_BAND`` times the allowance, or
+    is undecided, is re-run at ``rtol / 100``: a solver's error shrinks, a wrong term does
+    not.  A method that raises is recorded as failed with its message.
 
     Parameters
     ----------
@@ -104,8 +75,9 @@ def check(
     solver, rtol, atol
         Passed to every method (references tighten their own solves).
     reference : str, optional
-        The method to compare against; default the best of ``methods`` (complex step,
-        forward, finite differences), computed in addition if none is listed.
+        The reference the table is shown against; default the best of ``methods`` that no
+        consensus outvotes (complex step, forward, finite differences), computed in
+        addition if none is listed.
     options : mapping, optional
         Per-method keyword options, e.g. ``{"backprop": {"scheme": "rk4", "steps": 400}}``.
     taylor : bool
@@ -115,6 +87,7 @@ def check(
     Returns
     -------
     Report
+        ``report.verdict`` is ``"ok"``, ``"fail"`` or ``"inconclusive"``.
 
     Examples
     --------
@@ -122,31 +95,25 @@ def check(
     >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
     >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, FinalLoss("x**2"))
     >>> report = check(prob, ["adjoint", "forward", "complex-step"])
-    >>> report.ok, report.reference
-    (True, 'complex-step')
+    >>> report.verdict, report.reference
+    ('ok', 'complex-step')
     """
     check_solver(solver)
     methods = list(dict.fromkeys(methods))
     unknown = [m for m in methods if m not in all_methods()]
+    if reference is not None and reference not in all_methods():
+        unknown.append(reference)
     if unknown:
         raise InvalidModelError(f"unknown method {unknown[0]!r}; choose among {', '.join(all_methods())}")
-    options = dict(options or {})
-    notes: list[str] = []
-    grads: dict[str, Gradient] = {}
+    session = Session(prob, solver, rtol, atol, options)
     for m in methods:
-        g = _run(prob, m, solver, rtol, atol, options, notes)
-        if g is not None:
-            grads[m] = g
-    ref = reference or pick_reference(prob, solver, list(grads))
-    if ref not in grads:
-        g = _run(prob, ref, solver, rtol, atol, options, notes)
-        if g is None:  # complex-step refused: forward sensitivities always apply
-            ref = "forward"
-            g = _run(prob, ref, solver, rtol, atol, options, notes)
-        grads[ref] = g
-    accuracies = {m: accuracy(g, rtol) for m, g in grads.items()}
-    kappa = conditioning(prob, grads, solver, rtol, atol)
-    report = compare_routes(prob, grads, ref, accuracies, kappa, solver, notes)
+        session.add(m)
+    ref = reference or pick_reference(prob, solver, session.references())
+    if ref not in session.grads and not session.add(ref) and not session.references():
+        session.escalate()
+    if not session.grads:
+        raise InvalidModelError(f"no method produced a gradient: {'; '.join(session.notes)}")
+    report = session.decide([ref])
     return _with_taylor(prob, report, solver) if taylor else report
 
 
@@ -155,6 +122,8 @@ def _with_taylor(prob: Problem, report: Report, solver: str) -> Report:
     results, failures, notes = {}, list(report.failures), list(report.notes)
     tight_solver = solver if solver in IMPLICIT else "DOP853"
     for m, g in report.gradients.items():
+        if m not in report.methods:
+            continue
         res = taylor_test(prob, g, solver=tight_solver)
         results[m] = res
         notes.append(f"Taylor test of {m}: remainder order {res.fitted_order:.2f} ({'ok' if res.ok else 'FAILED'})")
@@ -172,7 +141,8 @@ def _with_taylor(prob: Problem, report: Report, solver: str) -> Report:
                     "g is not the derivative of L along a random direction v",
                 )
             )
-    return dataclasses.replace(report, ok=not failures, failures=tuple(failures), notes=tuple(notes), taylor=results)
+    verdict = "fail" if len(failures) > len(report.failures) else report.verdict
+    return dataclasses.replace(report, verdict=verdict, failures=tuple(failures), notes=tuple(notes), taylor=results)
 
 
 def compare(
@@ -194,7 +164,10 @@ def compare(
     candidate : Gradient
         The gradient under test.
     reference_methods : sequence of str
-        The first is the reference; the others are compared too.
+        References run first; the first is shown as the reference, all of them vote.  When
+        fewer than two agreeing ones can decide, forward sensitivities (then finite
+        differences) are run as well; the candidate is never re-run (it was computed
+        elsewhere), the references that track ``rtol`` may be.
     candidate_rtol : float, optional
         The accuracy ``tau`` of the candidate; default ``candidate.stats["accuracy"]`` or ``rtol``.
     label : str, optional
@@ -215,23 +188,19 @@ def compare(
     """
     check_solver(solver)
     _check_shapes(prob, candidate)
-    notes: list[str] = []
     name = label or f"candidate ({candidate.method})"
-    grads: dict[str, Gradient] = {name: candidate}
-    accuracies = {name: float(candidate_rtol) if candidate_rtol is not None else accuracy(candidate, rtol)}
-    ref = None
+    session = Session(prob, solver, rtol, atol)
+    session.grads[name] = candidate
+    session.taus[name] = float(candidate_rtol) if candidate_rtol is not None else accuracy(candidate, rtol)
+    session.fixed.add(name)
+    session.tried.add(name)
     for m in reference_methods:
-        g = _run(prob, m, solver, rtol, atol, {}, notes)
-        if g is not None:
-            grads[m] = g
-            accuracies[m] = accuracy(g, rtol)
-            ref = ref or m
-    if ref is None:
-        ref = "forward"
-        grads[ref] = _run(prob, ref, solver, rtol, atol, {}, notes)
-        accuracies[ref] = accuracy(grads[ref], rtol)
-    kappa = conditioning(prob, grads, solver, rtol, atol)
-    return compare_routes(prob, grads, ref, accuracies, kappa, solver, notes)
+        session.add(m)
+    if not session.references():
+        session.add("forward") or session.escalate()
+    if not session.references():
+        raise InvalidModelError(f"no reference produced a gradient: {'; '.join(session.notes)}")
+    return session.decide(list(reference_methods[:1]))
 
 
 def _check_shapes(prob: Problem, candidate: Gradient) -> None:

@@ -1,4 +1,13 @@
-"""The outcome of a gradient check: per-quantity values, deviations and failures.
+"""The outcome of a gradient check: per-quantity values, deviations, failures and the verdict.
+
+Verdicts
+--------
+``"ok"``: every method agrees with the references.  ``"fail"``: on some quantity at
+least two independent references agree with each other and not with a method, and no
+reference sides with it (or a method raised instead of returning a gradient).
+``"inconclusive"``: the references disagree among themselves where a method's verdict
+depends on them; the report names them and the remedy, and fails no method.  A
+reference outvoted by two others that agree with every method is a note, not a verdict.
 
 Tables as text, Markdown, LaTeX and HTML; :mod:`adjoint_sym.verify` builds the reports.
 """
@@ -6,6 +15,7 @@ Tables as text, Markdown, LaTeX and HTML; :mod:`adjoint_sym.verify` builds the r
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +23,12 @@ import numpy as np
 #: Allowed global error in tolerance units: the constant of the tolerance model
 #: (derived and measured in :mod:`adjoint_sym.verify`).
 AGREEMENT = 100.0
+
+#: The verdicts of a :class:`Report`.
+VERDICTS = ("ok", "fail", "inconclusive")
+
+#: What a cell of the table is marked with, by the status of its route on its quantity.
+_MARKS = {"fail": " FAIL", "inconclusive": " ?", "split": " ?", "outvoted": " OUTVOTED"}
 
 
 @dataclass(frozen=True)
@@ -25,8 +41,9 @@ class Failure:
     value: float
     expected: float
     deviation: float  # s |value - expected| / (s |expected| + max_k s_k |g_r(k)|)
-    allowed: float  # C * kappa * (tau_m + tau_r)
+    allowed: float  # C * kappa * (tau_m + tau_r) (+ the absolute floor, in the same units)
     cause: str
+    references: tuple = ()  # the references that agree with each other against the method
 
     @property
     def ratio(self) -> float:
@@ -34,11 +51,59 @@ class Failure:
         return self.deviation / self.allowed if self.allowed else np.inf
 
     def explain(self) -> str:
+        if not self.reference:  # the method raised: there is no value to compare
+            return f"{self.method}: no gradient; {self.cause}"
+        confirmed = ""
+        if len(self.references) > 1:
+            confirmed = f"; {' and '.join(self.references)} agree with each other"
         return (
             f"{self.quantity}: {self.method} = {self.value:.10g} but {self.reference} = {self.expected:.10g} "
-            f"(deviation {self.deviation:.2e}, allowed {self.allowed:.2e}, {self.ratio:.3g}x the allowance); "
-            f"likely cause: {self.cause}"
+            f"(deviation {self.deviation:.2e}, allowed {self.allowed:.2e}, {self.ratio:.3g}x the allowance"
+            f"{confirmed}); likely cause: {self.cause}"
         )
+
+
+@dataclass(frozen=True)
+class Inconclusive:
+    """A quantity on which no two agreeing references decide a route's verdict.
+
+    ``reason`` says why: ``"split"`` (the references contradict each other over it),
+    ``"unconfirmed"`` (those against it do not confirm each other), ``"precision"`` (only
+    the most accurate reference resolves the gap; the looser ones agree with both),
+    ``"converging"`` (a re-run at a tighter rtol shrank the gap without closing it: a
+    solver's error beyond the tolerance model) or ``"no reference"``.
+    """
+
+    quantity: str
+    method: str
+    support: tuple  # references that agree with the method
+    against: tuple  # references that do not
+    values: dict  # value per route: the method and every reference
+    remedy: str
+    reason: str = "split"
+
+    def explain(self) -> str:
+        def listed(names):
+            return ", ".join(f"{m} = {self.values[m]:.10g}" for m in names)
+
+        head = f"{self.quantity}: {self.method} = {self.values[self.method]:.10g}"
+        if self.reason == "precision":
+            body = (
+                f"misses {listed(self.against)}, while the looser {', '.join(self.support)} agree with both: "
+                "no second reference confirms the miss"
+            )
+        elif self.reason == "converging":
+            body = f"misses {listed(self.against)} at both tolerances it was run at, by less at the tighter"
+        elif self.reason == "unconfirmed":
+            body = f"disagrees with {listed(self.against)}, which do not confirm each other"
+        elif self.reason == "no reference":
+            body = "has no reference to be judged by"
+        else:
+            body = (
+                f"agrees with {listed(self.support)} but not with {listed(self.against)}: the references disagree "
+                "among themselves"
+            )
+        return f"{head} {body}, so no verdict on {self.method}; remedy: {self.remedy}"
 
 
 @dataclass(frozen=True)
@@ -47,10 +112,10 @@ class Report:
 
     Attributes
     ----------
-    ok : bool
-        No failures.
+    verdict : {"ok", "fail", "inconclusive"}
+        See the module docstring; :attr:`ok` is ``verdict == "ok"``.
     reference : str
-        The method every other one is compared against.
+        The reference every column is shown against (the best one no other pair outvoted).
     methods : tuple of str
         Compared methods, reference included.
     quantities : tuple of str
@@ -60,21 +125,29 @@ class Report:
     errors : dict
         ``errors[method][quantity]``: relative error ``|g_m - g_r| / |g_r|`` (for display).
     deviations : dict
-        ``deviations[method][quantity]`` in units of the allowed deviation (pass if <= 1).
+        ``deviations[method][quantity]`` against :attr:`reference` in units of the allowed
+        deviation (agreement if <= 1).
     failures : tuple of Failure
     accuracies : dict
         ``tau`` per method.
     conditioning : float
         ``kappa``.
     notes : tuple of str
-        Warnings, skipped methods, backsolve drift.
+        Warnings, skipped methods, backsolve drift, outvoted references, re-checks.
+    inconclusive : tuple of Inconclusive
+        The undecided quantities, with the references on each side and the remedy.
+    statuses : dict
+        ``statuses[method][quantity]``: ``"ok"``, ``"fail"``, ``"inconclusive"`` for the
+        methods; ``"ok"``, ``"outvoted"``, ``"split"`` for the references.
+    crashed : dict
+        ``crashed[method]``: the message of a method that raised instead of returning.
     gradients : dict
         The :class:`Gradient` of each method.
     taylor : dict
         :class:`~adjoint_sym.reference.taylor.TaylorResult` per method (``check(taylor=True)``).
     """
 
-    ok: bool
+    verdict: str
     reference: str
     methods: tuple
     quantities: tuple
@@ -85,8 +158,23 @@ class Report:
     accuracies: dict
     conditioning: float
     notes: tuple = ()
+    inconclusive: tuple = ()
+    statuses: dict = field(default_factory=dict, repr=False)
+    crashed: dict = field(default_factory=dict)
     gradients: dict = field(default_factory=dict, repr=False, compare=False)
     taylor: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """The verdict is ``"ok"`` (``False`` for ``"fail"`` and for ``"inconclusive"``)."""
+        return self.verdict == "ok"
+
+    def status(self, method: str, quantity: str) -> str:
+        """``"ok"``, ``"fail"``, ``"inconclusive"``, ``"outvoted"`` or ``"split"`` (see :attr:`statuses`)."""
+        known = self.statuses.get(method, {}).get(quantity)
+        if known is not None:
+            return known
+        return "ok" if self.deviations.get(method, {}).get(quantity, 0.0) <= 1.0 else "fail"
 
     # -- tables -------------------------------------------------------------------------
     def table(self) -> list[dict]:
@@ -99,7 +187,8 @@ class Report:
                     continue
                 row[m] = self.values[m][q]
                 row[f"{m} rel. error"] = self.errors[m][q]
-                row[f"{m} ok"] = bool(self.deviations[m][q] <= 1.0)
+                row[f"{m} ok"] = self.status(m, q) == "ok"
+                row[f"{m} status"] = self.status(m, q)
             rows.append(row)
         return rows
 
@@ -108,9 +197,9 @@ class Report:
         head = ["quantity", f"{self.reference} (reference)"] + [f"{m} (rel. error)" for m in others]
         body = []
         for q in self.quantities:
-            cells = [q, f"{self.values[self.reference][q]:.12g}"]
+            cells = [q, f"{self.values[self.reference][q]:.12g}" + _MARKS.get(self.status(self.reference, q), "")]
             for m in others:
-                mark = "" if self.deviations[m][q] <= 1.0 else " FAIL"
+                mark = _MARKS.get(self.status(m, q), "")
                 cells.append(f"{self.values[m][q]:.10g} ({self.errors[m][q]:.1e}){mark}")
             body.append(cells)
         return head, body
@@ -124,7 +213,15 @@ class Report:
         return "\n".join([self._summary(), "", *lines, *self._explanations()])
 
     def _summary(self) -> str:
-        verdict = "all methods agree" if self.ok else f"{len(self.failures)} disagreement(s)"
+        if self.verdict == "fail":
+            verdict = f"{len(self.failures)} disagreement(s)"
+        elif self.verdict == "inconclusive":
+            undecided = sorted({i.quantity for i in self.inconclusive})
+            verdict = (
+                f"inconclusive on {', '.join(undecided) or 'the gradient'} (the references disagree among themselves)"
+            )
+        else:
+            verdict = "all methods agree"
         taus = ", ".join(f"{m}: {t:.0e}" for m, t in self.accuracies.items())
         return (
             f"gradient check: {verdict} (reference: {self.reference}; allowed = {AGREEMENT:g} * kappa * "
@@ -135,6 +232,8 @@ class Report:
         out = []
         if self.failures:
             out += ["", "failures:"] + [f"- {f.explain()}" for f in self.failures]
+        if self.inconclusive:
+            out += ["", "inconclusive:"] + [f"- {i.explain()}" for i in self.inconclusive]
         if self.notes:
             out += ["", "notes:"] + [f"- {n}" for n in self.notes]
         return out
@@ -163,7 +262,9 @@ class Report:
         rows = "".join(
             "<tr>"
             + "".join(
-                f"<td style='color:#b00'>{html.escape(c)}</td>" if c.endswith("FAIL") else f"<td>{html.escape(c)}</td>"
+                f"<td style='color:#b00'>{html.escape(c)}</td>"
+                if c.endswith(("FAIL", "?", "OUTVOTED"))
+                else f"<td>{html.escape(c)}</td>"
                 for c in r
             )
             + "</tr>"
@@ -177,6 +278,7 @@ class Report:
     def as_dict(self) -> dict:
         """JSON-ready."""
         return {
+            "verdict": self.verdict,
             "ok": self.ok,
             "reference": self.reference,
             "methods": list(self.methods),
@@ -189,14 +291,28 @@ class Report:
                     "quantity": f.quantity,
                     "method": f.method,
                     "reference": f.reference,
-                    "value": f.value,
-                    "expected": f.expected,
-                    "deviation": f.deviation,
-                    "allowed": f.allowed,
+                    "value": _finite(f.value),
+                    "expected": _finite(f.expected),
+                    "deviation": _finite(f.deviation),
+                    "allowed": _finite(f.allowed),
                     "cause": f.cause,
+                    "references": list(f.references),
                 }
                 for f in self.failures
             ],
+            "inconclusive": [
+                {
+                    "quantity": i.quantity,
+                    "method": i.method,
+                    "support": list(i.support),
+                    "against": list(i.against),
+                    "values": {k: _finite(v) for k, v in i.values.items()},
+                    "remedy": i.remedy,
+                    "reason": i.reason,
+                }
+                for i in self.inconclusive
+            ],
+            "crashed": dict(self.crashed),
             "notes": list(self.notes),
         }
 
@@ -205,11 +321,13 @@ class Report:
 
     def __repr__(self) -> str:
         return (
-            f"Report(ok={self.ok}, reference={self.reference!r}, methods={self.methods}, failures={len(self.failures)})"
+            f"Report(verdict={self.verdict!r}, ok={self.ok}, reference={self.reference!r}, methods={self.methods}, "
+            f"failures={len(self.failures)}, inconclusive={len(self.inconclusive)})"
         )
 
 
-# -- running methods ---------------------------------------------------------------------
+def _finite(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
 
 
-__all__ = ["AGREEMENT", "Failure", "Report"]
+__all__ = ["AGREEMENT", "VERDICTS", "Failure", "Inconclusive", "Report"]
