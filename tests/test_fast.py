@@ -14,6 +14,9 @@ Tolerances.  Two kinds of comparison:
   wrong coefficient or a missing term (which shows at ``rtol`` or above) cannot hide.
 
 ``atol = 1e-3 * rtol`` keeps the relative tolerance in control of these O(1) states.
+
+These are the scalar systems (SymEngine's LLVM kernels); matrix-level systems take the
+tapes of :mod:`adjoint_sym.adjoint.fast_matrix`, tested in ``test_fast_matrix.py``.
 """
 
 from __future__ import annotations
@@ -146,36 +149,15 @@ def spiral_problem(hidden: int = 8) -> Problem:
     return Problem(two_layer(2, hidden, input_power=3), [2.0, 0.0], params, 0.0, 5.0, ObservationLoss(times, targets))
 
 
-def test_matrix_level_spiral():
-    problem = spiral_problem()
-    # G = 10: the cubic input expands the flow (f_h = 3 h^2 W2 W1 with |h| ~ 2 has norm ~ 24),
-    # so RK45's global error is larger than on the contracting problems: the default route's
-    # own RK45 solve lies ~200 rtol from a tight (rtol=1e-12) DOP853 solve, DOP853 ~20 rtol.
-    check_both(problem, growth=10.0)
-    g = fast_gradient(problem, rtol=RTOL, atol=ATOL)
-    assert g.dparams["W1"].shape == (8, 2) and g.dparams["b2"].shape == (2, 1)
-
-
-def test_time_input_network():
-    """``sigma(W h + t u + b)``: the matrix-level ``a^T f_t`` reaches ``dt0`` and ``dtimes``."""
-    from adjoint_sym.builders import neural_ode
-
-    rng = np.random.default_rng(3)
-    params = {"W": 0.5 * rng.normal(size=(3, 3)), "b": rng.normal(size=(3, 1)), "u": rng.normal(size=(3, 1))}
-    loss = ObservationLoss([0.5, 1.5], targets=np.zeros((2, 3)))
-    check_both(Problem(neural_ode(3, time="input", activation="sigmoid"), [0.1, -0.2, 0.3], params, 0.0, 1.5, loss))
-
-
 def test_a_missing_observation_jump_is_caught():
     """The comparison has teeth: dropping one jump of ``a`` moves the gradient far beyond it."""
     problem = observation_problem()
     ref = gradient(problem, "interpolating", rtol=RTOL, atol=ATOL)
     fs = fast_module.fast_system(problem.system)
-    n, p = fs.n, fs.n_params
-    buf = np.zeros(1 + 2 * n + p)
-    buf[1 + 2 * n :] = problem.theta
+    buf = fs.memory(problem.theta)
+    limits = np.array([10_000, 10_000])
     states, rates, ts, ys, qs, *_ = engine.forward(
-        *fs.f_ptr, buf, n, problem.t0, problem.times, problem.h0, RTOL, ATOL, 10_000
+        *fs.f_ptr, buf, fs.n, problem.t0, problem.times, problem.h0, RTOL, ATOL, limits
     )
     observations = Observations.of(problem, states, rates)
     jumps = observations.loss.d_states.copy()
@@ -244,6 +226,19 @@ def test_step_budget_is_a_clear_solver_error(monkeypatch):
     monkeypatch.setattr(fast_module, "MAX_STEPS", 5)
     with pytest.raises(SolverFailedError, match=r"more than 5 steps; the problem is probably stiff.*LSODA"):
         fast_gradient(lv_problem())
+
+
+def test_stiff_system_is_refused_early_with_the_stiff_solvers_named():
+    """Robertson: Hairer's test sees stability limit the step and the solve stops at once, naming the remedy."""
+    from adjoint_sym.builders import robertson
+
+    problem = Problem(robertson(), [1.0, 0.0, 0.0], {"k1": 0.04, "k2": 3e7, "k3": 1e4}, 0.0, 100.0, FinalLoss("y1"))
+    pattern = r"forward solve \(fast backend, RK45\) stopped at t = .*: the problem is stiff: stability, not accuracy"
+    with pytest.raises(SolverFailedError, match=pattern + r".*solver='LSODA'\) \(or 'BDF', 'Radau'\)") as err:
+        fast_gradient(problem, rtol=1e-6, atol=1e-10)
+    # refused within the first second of a 100 s span (15 stability-limited steps), not after 200,000 steps
+    assert err.value.t < 1.0, err.value.t
+    assert gradient(problem, solver="LSODA", rtol=1e-6, atol=1e-10).dparams["k1"] != 0  # the named remedy runs
 
 
 def test_gradient_backend_fast_dispatches_here():
