@@ -268,3 +268,16 @@ def test_networks_need_numba_but_not_symengine(monkeypatch):
     monkeypatch.setattr(fast_module, "numba", None)
     with pytest.raises(InvalidModelError, match=r"needs numba, which is not installed"):
         fast_gradient(mlp(2))
+
+
+def test_explicit_matrix_entries_and_scalar_parameters():
+    """Lotka-Volterra written at matrix level: an explicit matrix of ``h[i, 0]`` entries, four scalar blocks."""
+    h = sp.MatrixSymbol("h", 2, 1)
+    a, b, c, d = sp.symbols("a b c d")
+    x, y = h[0, 0], h[1, 0]
+    system = ODESystem(
+        h, [a, b, c, d], sp.Symbol("t", real=True), sp.ImmutableMatrix([a * x - b * x * y, d * x * y - c * y])
+    )
+    params = {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}
+    g = check_matrix(Problem(system, [1.0, 1.0], params, 0.0, 5.0, FinalLoss(x**2 + y**2)))
+    assert sorted(g.dparams) == ["a", "b", "c", "d"]

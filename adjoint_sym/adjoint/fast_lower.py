@@ -48,7 +48,7 @@ class View:
         return View(self.offset, self.cols, self.rows, not self.transposed and not vector)
 
 
-def _shape(e: sp.Basic) -> tuple[int, int]:
+def shape_of(e: sp.Basic) -> tuple[int, int]:
     if isinstance(e, sp.MatrixBase | sp.MatrixExpr):
         return int(e.shape[0]), int(e.shape[1])
     return 1, 1
@@ -104,8 +104,8 @@ class Lowering:
     # -- outputs ---------------------------------------------------------------------------
     def write(self, expr: sp.Basic, out_offset: int) -> int:
         """Emit the writing of ``expr`` (flattened row-major) at ``out[out_offset:]``; returns its size."""
-        rows, cols = _shape(expr)
-        if _is_zero(expr):
+        rows, cols = shape_of(expr)
+        if is_zero(expr):
             self.emit(tp.ZERO, out_offset, x=rows * cols)
             return rows * cols
         v = self.row_major(self.value(expr))
@@ -161,11 +161,11 @@ class Lowering:
         if isinstance(e, sp.MatrixBase):
             return self._explicit(e)
         if isinstance(e, sp.ZeroMatrix):
-            return self.constant_matrix(np.zeros(_shape(e)))
+            return self.constant_matrix(np.zeros(shape_of(e)))
         if isinstance(e, sp.OneMatrix):
-            return self.constant_matrix(np.ones(_shape(e)))
+            return self.constant_matrix(np.ones(shape_of(e)))
         if isinstance(e, sp.Identity):
-            return self.constant_matrix(np.eye(_shape(e)[0]))
+            return self.constant_matrix(np.eye(shape_of(e)[0]))
         if isinstance(e, sp.MatrixSymbol):
             raise UnsupportedExpressionError(f"symbol {e} is not an argument of the fast kernels")
         raise UnsupportedExpressionError(
@@ -295,7 +295,7 @@ class Lowering:
         )
 
 
-def _is_zero(e: sp.Basic) -> bool:
+def is_zero(e: sp.Basic) -> bool:
     if isinstance(e, sp.ZeroMatrix):
         return True
     if isinstance(e, sp.MatrixBase):
@@ -303,4 +303,4 @@ def _is_zero(e: sp.Basic) -> bool:
     return not isinstance(e, sp.MatrixExpr) and e == 0
 
 
-__all__ = ["Lowering", "View"]
+__all__ = ["Lowering", "View", "is_zero", "shape_of"]

@@ -34,14 +34,14 @@ import sympy as sp
 
 from ..symbolic.cse import cse
 from ..symbolic.system import ODESystem
-from .fast_lower import Lowering, View
+from .fast_lower import Lowering, View, is_zero, shape_of
 
 
 @dataclass(frozen=True)
 class Factor:
     """A parameter block (``rows x cols`` at ``theta[offset:]``) accumulated as ``sum_k w_k u_k v_k^T``.
 
-    ``u`` and ``v`` are the offsets of the factors in the payload rows.
+    ``u`` and ``v`` are where the factors start in the payload rows of the engine.
     """
 
     offset: int
@@ -62,6 +62,23 @@ def _outer(term: sp.Basic) -> tuple[sp.Basic, sp.Basic] | None:
             u = left if coeff == 1 else sp.MatMul(coeff, left)
             return u, right.T
     return None
+
+
+def _split(params, d_theta, theta_offsets) -> tuple[list, list]:
+    """Each parameter's VJP block as outer-product factor pairs ``(u, v, offset, rows, cols)`` where
+    its terms are ``u v^T``, and the rest as a dense output ``(expr, offset, size)``."""
+    dense, factors = [], []
+    for param, block in zip(params, d_theta):
+        if is_zero(block):  # the parameter does not reach f: nothing to integrate
+            continue
+        rows, cols = shape_of(param)
+        terms = block.args if isinstance(block, sp.MatAdd) else (block,)
+        pairs = [_outer(term) if rows > 1 and cols > 1 else None for term in terms]
+        rest = [term for term, pair in zip(terms, pairs) if pair is None]
+        if rest:
+            dense.append((rest[0] if len(rest) == 1 else sp.MatAdd(*rest), theta_offsets[param], rows * cols))
+        factors.extend((u, v, theta_offsets[param], rows, cols) for u, v in filter(None, pairs))
+    return dense, factors
 
 
 class MatrixFastSystem:
@@ -86,48 +103,31 @@ class MatrixFastSystem:
         self.system = system
         n, p = int(system.n), int(system.n_params)
         self.n, self.n_params = n, p
-        h, t = system.state[0], system.t
         cotangent = sp.MatrixSymbol("_cotangent", n, 1)
-        bindings: dict = {t: View(0, 1, 1), h: View(1, n, 1), cotangent: View(1 + n, n, 1)}
-        offset, offsets = 1 + 2 * n, {}
-        for param in system.params:
-            rows, cols = (int(s) for s in param.shape) if isinstance(param, sp.MatrixSymbol) else (1, 1)
-            bindings[param] = View(offset, rows, cols)
-            offsets[param] = offset
-            offset += rows * cols
+        bindings: dict = {system.t: View(0, 1, 1), system.state[0]: View(1, n, 1), cotangent: View(1 + n, n, 1)}
+        theta_offsets, k = {}, 0
+        for param in system.params:  # theta's blocks, read in place from the engine's input vector
+            bindings[param] = View(1 + 2 * n + k, *shape_of(param))
+            theta_offsets[param] = k
+            k += bindings[param].size
         d_h, d_theta, d_t = system.vjp(cotangent)
-        dense_exprs, factor_exprs, dense, factors = [], [], [], []
-        for param, block in zip(system.params, d_theta):
-            if isinstance(block, sp.ZeroMatrix) or block == 0:  # theta does not reach f: nothing to integrate
-                continue
-            terms = block.args if isinstance(block, sp.MatAdd) else (block,)
-            rows, cols = (int(s) for s in param.shape) if isinstance(param, sp.MatrixSymbol) else (1, 1)
-            pairs = [_outer(term) if rows > 1 and cols > 1 else None for term in terms]
-            rest = [term for term, pair in zip(terms, pairs) if pair is None]
-            if rest:
-                dense_exprs.append(rest[0] if len(rest) == 1 else sp.MatAdd(*rest))
-                dense.append((offsets[param], rows * cols))
-            for pair in filter(None, pairs):
-                factor_exprs.extend(pair)
-                factors.append((offsets[param], rows, cols))
+        dense, factors = _split(system.params, d_theta, theta_offsets)
         self.derive_time = time.perf_counter() - started
         started = time.perf_counter()
-        self.f_tape, f_low = self._lower(bindings, offset, [system.rhs])
-        vjp_outputs = [d_h, d_t, *dense_exprs, *factor_exprs]
+        self.f_tape, f_low = self._lower(bindings, 1 + 2 * n + p, [system.rhs])
+        vjp_outputs = [d_h, d_t, *(e for e, _, _ in dense), *(x for u, v, *_ in factors for x in (u, v))]
         # the VJP's constants and registers after f's: both tapes run on one memory
         self.vjp_tape, vjp_low = self._lower(bindings, f_low.top, vjp_outputs)
         self.lowerings = (f_low, vjp_low)
         self.mem_size = int(self.vjp_tape[1])
-        self.n_dense = 1 + sum(size for _, size in dense)
-        self.dense = tuple(dense)
-        start, out = n + self.n_dense, []
-        for theta_offset, rows, cols in factors:
-            out.append(
-                Factor(theta_offset - 1 - 2 * n, rows, cols, start - n - self.n_dense, start + rows - n - self.n_dense)
-            )
-            start += rows + cols
+        self.dense = tuple((offset, size) for _, offset, size in dense)
+        self.n_dense = 1 + sum(size for _, size in self.dense)  # a_t first
+        position, out = 0, []
+        for *_, offset, rows, cols in factors:
+            out.append(Factor(offset, rows, cols, position, position + rows))
+            position += rows + cols
         self.factors = tuple(out)
-        self.width = start
+        self.width = n + self.n_dense + position
         self.compile_time = time.perf_counter() - started
 
     @staticmethod
@@ -154,7 +154,7 @@ class MatrixFastSystem:
         out = np.zeros(self.n_params)
         k = 1  # acc[0] is a_t
         for offset, size in self.dense:
-            out[offset - 1 - 2 * self.n : offset - 1 - 2 * self.n + size] += acc[k : k + size]
+            out[offset : offset + size] += acc[k : k + size]
             k += size
         for f in self.factors:
             if rows.shape[0]:
