@@ -252,6 +252,14 @@ def test_blow_up_is_a_clear_solver_error():
         fast_gradient(problem)
 
 
+def test_step_size_collapse_is_a_clear_solver_error():
+    """``x' = -1/(2x)``, ``x = sqrt(1 - t)``: finite at ``t = 1`` where its slope is not."""
+    system = ODESystem.from_strings(["x"], ["k"], "t", ["-k/(2*x)"])
+    problem = Problem(system, [1.0], {"k": 1.0}, 0.0, 2.0, FinalLoss("x"))
+    with pytest.raises(SolverFailedError, match=r"stopped at t = 1 .*fell below round-off; .*singular there.*'BDF'"):
+        fast_gradient(problem)
+
+
 def test_step_budget_is_a_clear_solver_error(monkeypatch):
     monkeypatch.setattr(fast_module, "MAX_STEPS", 5)
     with pytest.raises(SolverFailedError, match=r"more than 5 steps; the problem is probably stiff.*LSODA"):

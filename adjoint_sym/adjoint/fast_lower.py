@@ -124,11 +124,9 @@ class Lowering:
     def value(self, e: sp.Basic) -> View:
         if e in self.bindings:
             return self.bindings[e]
-        try:
-            return self.memo[e]
-        except KeyError:
-            out = self.memo[e] = self._matrix(e) if isinstance(e, sp.MatrixBase | sp.MatrixExpr) else self.scalar(e)
-            return out
+        if e not in self.memo:  # (not try/except: an error inside would chain a KeyError to it)
+            self.memo[e] = self._matrix(e) if isinstance(e, sp.MatrixBase | sp.MatrixExpr) else self.scalar(e)
+        return self.memo[e]
 
     def _matrix(self, e: sp.Basic) -> View:  # one branch per node type
         if isinstance(e, sp.MatMul):

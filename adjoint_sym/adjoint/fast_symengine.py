@@ -71,11 +71,9 @@ class _ToSymEngine:
         self.memo: dict = {}
 
     def __call__(self, e: sp.Basic):
-        try:
-            return self.memo[e]
-        except KeyError:
-            out = self.memo[e] = self._convert(e)
-            return out
+        if e not in self.memo:  # (not try/except: an error inside would chain a KeyError to it)
+            self.memo[e] = self._convert(e)
+        return self.memo[e]
 
     def _convert(self, e: sp.Basic):  # one branch per node type
         if e in self.env:
