@@ -6,7 +6,7 @@ kernels cost; a few hundred steps forward and back put a floor of several millis
 under every gradient.  Here the same algorithm runs compiled end to end:
 
 * **Kernels**, both from ``f`` and its symbolic VJP :meth:`ODESystem.vjp` (the code
-  under test), in one of two forms chosen by the system's shape:
+  under test), in one of two forms chosen by the system's shape (or ``kernels=``):
 
   - scalar systems (Lotka-Volterra, Robertson): expanded into scalars by SymEngine and
     compiled by its LLVM backend (:mod:`adjoint_sym.adjoint.fast_symengine`), tens of
@@ -45,10 +45,10 @@ numba compilation each (0.4 s and up).  No maintained package offers an adaptive
 explicit integrator with dense output callable from numba on a function pointer, so the
 scheme is SciPy's ``RK45`` transcribed, its tableau read from SciPy itself.
 
-Costs paid once: the first use after installing compiles the integrator and the tape
-interpreter (several seconds of CPU, then cached on disk next to these modules or in
-``NUMBA_CACHE_DIR``); a fresh interpreter pays about 0.3 s to import numba and as much
-for numba to load that cache.
+Costs paid once: the first use after installing compiles the integrator (about 10 s of
+CPU) and, with the first network, the tape interpreter (about 5 s), then cached on disk
+next to these modules or in ``NUMBA_CACHE_DIR``; a fresh interpreter pays about 0.5 s to
+import numba and as much for numba to load those caches (``benchmarks/bench_fast.py``).
 
 Needs the optional dependencies numba and (for scalar systems) symengine:
 ``pip install "adjoint_sym[fast]"``.  Real float64 problems only (no complex step
