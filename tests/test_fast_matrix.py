@@ -281,3 +281,12 @@ def test_explicit_matrix_entries_and_scalar_parameters():
     params = {"a": 1.5, "b": 1.0, "c": 3.0, "d": 1.0}
     g = check_matrix(Problem(system, [1.0, 1.0], params, 0.0, 5.0, FinalLoss(x**2 + y**2)))
     assert sorted(g.dparams) == ["a", "b", "c", "d"]
+
+
+def test_a_network_run_backward_in_time():
+    """``t0 = 1 > t1 = 0``: the factors' weights carry the step's sign."""
+    forward = mlp(8, times=(0.5, 1.0))
+    problem = Problem(
+        forward.system, forward.h0, forward.params, 1.0, 0.0, ObservationLoss([0.5, 0.0], np.ones((2, 8)))
+    )
+    check_matrix(problem)
