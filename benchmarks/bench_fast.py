@@ -9,7 +9,9 @@ gradient on Lotka-Volterra and the spiral, first gradient of a new system <= 0.5
    (``gradient(..., rtol=1e-12)``): the fast path is not bought with accuracy.
 2. **First gradient of a new system** in a process where the fast path has run before:
    kernel caches cleared, then ``Problem(...)`` and ``fast_gradient(...)`` (derive the
-   VJP, expand to scalars, compile with LLVM, solve forward and back).
+   VJP, then expand to scalars and compile with LLVM, or lower to tapes for a network;
+   solve forward and back).  The spiral runs through both kernel forms: the tapes
+   (``kernels="auto"``) and SymEngine's expansion (``kernels="scalar"``).
 3. **A fresh interpreter**: ``import adjoint_sym.adjoint.fast`` and the first gradients, where
    numba must still load its compiled integrator from its disk cache; and, unless
    ``--quick``, the one-time compilation of that integrator with an empty cache (what
@@ -43,6 +45,8 @@ RTOL, ATOL = common.RTOL, common.ATOL
 TARGET_STEADY_MS = 3.0
 TARGET_FIRST_S = 0.5
 PROBLEMS = {"lotka-volterra": common.lv_problem, "spiral": common.spiral_problem}
+#: (problem, kernels) rows: the spiral through both kernel forms (tapes by default, SymEngine's expansion).
+ROUTES = [("lotka-volterra", "auto"), ("spiral", "auto"), ("spiral", "scalar")]
 
 
 def flat(g) -> np.ndarray:
@@ -51,13 +55,13 @@ def flat(g) -> np.ndarray:
 
 def steady_table(repeats: int, budget: float) -> str:
     rows = []
-    for name, make in PROBLEMS.items():
-        prob = make()
+    for name, kernels in ROUTES:
+        prob = PROBLEMS[name]()
         last = {}
         t = common.measure_paired(
             {
-                "fast": lambda prob=prob, last=last: last.__setitem__(
-                    "fast", fast_gradient(prob, rtol=RTOL, atol=ATOL)
+                "fast": lambda prob=prob, last=last, kernels=kernels: last.__setitem__(
+                    "fast", fast_gradient(prob, rtol=RTOL, atol=ATOL, kernels=kernels)
                 ),
                 "default": lambda prob=prob, last=last: last.__setitem__(
                     "default", gradient(prob, rtol=RTOL, atol=ATOL)
@@ -71,6 +75,7 @@ def steady_table(repeats: int, budget: float) -> str:
         rows.append(
             [
                 name,
+                fast.stats["kernels"],
                 t["fast"].ms,
                 t["default"].ms,
                 t["default"].median / t["fast"].median,
@@ -83,6 +88,7 @@ def steady_table(repeats: int, budget: float) -> str:
     return common.table(
         [
             "problem",
+            "fast kernels",
             "fast ms",
             "default ms",
             "default / fast",
@@ -104,21 +110,23 @@ def forget() -> None:
 def first_table(repeats: int) -> str:
     fast_gradient(common.lv_problem(), rtol=RTOL, atol=ATOL)  # numba loaded and warm: what is timed is per system
     rows = []
-    for name, make in PROBLEMS.items():
+    for name, kernels in ROUTES:
         build, grad, derive, llvm = [], [], [], []
         for _ in range(repeats):
             forget()
-            t_build, prob = common.once(make)
-            t_grad, _ = common.once(lambda prob=prob: fast_gradient(prob, rtol=RTOL, atol=ATOL))
-            fs = fast_system(prob.system)
+            t_build, prob = common.once(PROBLEMS[name])
+            t_grad, _ = common.once(lambda prob=prob, k=kernels: fast_gradient(prob, rtol=RTOL, atol=ATOL, kernels=k))
+            fs = fast_system(prob.system, kernels)
             build.append(t_build)
             grad.append(t_grad)
             derive.append(fs.derive_time)
             llvm.append(fs.compile_time)
         b, g = float(np.median(build)), float(np.median(grad))
-        rows.append([name, 1e3 * b, 1e3 * float(np.median(derive)), 1e3 * float(np.median(llvm)), 1e3 * g, b + g])
+        rows.append(
+            [name, fs.kind, 1e3 * b, 1e3 * float(np.median(derive)), 1e3 * float(np.median(llvm)), 1e3 * g, b + g]
+        )
     return common.table(
-        ["problem", "Problem() ms", "VJP + expand ms", "LLVM ms", "first fast_gradient() ms", "total s"],
+        ["problem", "kernels", "Problem() ms", "VJP ms", "LLVM / tapes ms", "first fast_gradient() ms", "total s"],
         rows,
         f"2. First gradient of a new system, fast path already loaded (target <= {TARGET_FIRST_S} s); "
         "derive/LLVM are wall time",
@@ -134,36 +142,41 @@ COLD = textwrap.dedent(
     import adjoint_sym.adjoint.fast
     t_import = common.clock() - start
     out = []
-    for make in (common.lv_problem, common.spiral_problem):
+    for make in (common.lv_problem, common.spiral_problem, lambda: common.mlp_problem(128)):
         start = common.clock()
-        adjoint_sym.adjoint.fast.fast_gradient(make(), rtol=common.RTOL, atol=common.ATOL)
+        prob = make()
+        built = common.clock()
+        adjoint_sym.adjoint.fast.fast_gradient(prob, rtol=common.RTOL, atol=common.ATOL)
         out.append(common.clock() - start)
+    out.append(common.clock() - built)  # the MLP's gradient alone, without building its Problem
     print(t_import, *out)
     """
 )
 
 
-def cold(env: dict | None = None) -> tuple[float, float, float]:
+def cold(env: dict | None = None) -> tuple[float, ...]:
     here = str(Path(__file__).resolve().parent)
     res = subprocess.run(
         [sys.executable, "-c", COLD.format(here=here)], capture_output=True, text=True, check=True, env=env
     )
-    t_import, t_lv, t_spiral = (float(x) for x in res.stdout.split())
-    return t_import, t_lv, t_spiral
+    return tuple(float(x) for x in res.stdout.split())
 
 
 def cold_table(compile_engine: bool) -> str:
     cold()  # make sure the integrator is in numba's disk cache
-    t_import, t_lv, t_spiral = cold()
+    t_import, t_lv, t_spiral, t_mlp, t_mlp_gradient = cold()
     rows = [
         ["import adjoint_sym.adjoint.fast (numba, symengine)", t_import],
-        ["first Lotka-Volterra gradient (Problem + fast_gradient; numba loads its cache)", t_lv],
-        ["then first spiral gradient (Problem + fast_gradient)", t_spiral],
+        ["first Lotka-Volterra gradient (Problem + fast_gradient; numba loads the integrator)", t_lv],
+        ["then first spiral gradient (Problem + fast_gradient; numba loads the tape interpreter)", t_spiral],
+        ["then first tanh MLP n=128 gradient (Problem + fast_gradient)", t_mlp],
+        ["... of which fast_gradient (VJP, tapes, solves)", t_mlp_gradient],
     ]
     if compile_engine:
         with tempfile.TemporaryDirectory() as empty:
-            _, t_lv_compile, _ = cold({**os.environ, "NUMBA_CACHE_DIR": empty})
+            _, t_lv_compile, t_spiral_compile, _, _ = cold({**os.environ, "NUMBA_CACHE_DIR": empty})
         rows.append(["first Lotka-Volterra gradient with an empty numba cache (compiles the integrator)", t_lv_compile])
+        rows.append(["then first spiral gradient, empty cache (compiles the tape interpreter)", t_spiral_compile])
     return common.table(["in a fresh interpreter", "s"], rows, "3. Cold start")
 
 
@@ -219,7 +232,7 @@ def llvm_scipy_rows(repeats: int, budget: float) -> list[list]:
     rows = []
     for name, make in PROBLEMS.items():
         prob = make()
-        fs = fast_system(prob.system)
+        fs = fast_system(prob.system, "scalar")
         n = fs.n
         buf = np.zeros(1 + 2 * n + fs.n_params)
         buf[1 + 2 * n :] = prob.theta

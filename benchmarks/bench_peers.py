@@ -15,8 +15,13 @@ casadi          CVODES (BDF) with its adjoint sensitivities: ``gradient`` of the
                 observation times
 torchdiffeq     ``odeint_adjoint`` with ``dopri5`` (not implemented here unless
                 installed: a note is printed)
-jax             ``jax.experimental.ode.odeint`` under ``jit`` (likewise)
+jax, diffrax    ``odeint`` and ``diffeqsolve(..., RecursiveCheckpointAdjoint)`` under
+                ``jit``: measured on the tanh MLP at n = 32-512, next to adjoint_sym's
+                default and fast routes, by ``benchmarks/bench_wide.py``
 ==============  ====================================================================
+
+adjoint_sym runs twice: the default route and ``gradient(problem, backend="fast")``
+(not on Robertson, which the fast backend refuses as stiff).
 
 Every peer's gradient is compared with adjoint_sym's (``[dL/dh0, dL/dtheta]``), so a
 fast but wrong peer shows.  A last table repeats issue 8's reported figures next to
@@ -36,6 +41,7 @@ import baseline_numpy as base
 import numpy as np
 
 from adjoint_sym import gradient
+from adjoint_sym.adjoint.fast import available as fast_available
 
 RTOL, ATOL = common.RTOL, common.ATOL
 
@@ -132,6 +138,8 @@ def measure_problem(key: str, repeats: int, budget: float, with_casadi: bool) ->
         "adjoint_sym": lambda: gradient(prob, solver=solver, rtol=RTOL, atol=ATOL),
         "hand": hand_route(key),
     }
+    if key != "robertson" and fast_available():  # the fast backend refuses stiff problems (by design)
+        routes["fast"] = lambda: gradient(prob, backend="fast", rtol=RTOL, atol=ATOL)
     out: dict = {}
     if with_casadi:
 
@@ -175,7 +183,9 @@ def issue_rows(measured: dict) -> list[list]:
                 m.get("casadi"),
                 m["hand"],
                 m["adjoint_sym"],
+                m.get("fast"),
                 m["adjoint_sym"] / m["hand"],
+                m["fast"] / m["hand"] if "fast" in m else None,
                 m["adjoint_sym"] / m["casadi"] if "casadi" in m else None,
             ]
         )
@@ -199,8 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     ):
         if not available(module):
             print(f"{peer}: not installed, skipped ({hint})")
-        else:
+        elif module == "torchdiffeq":
             print(f"{peer}: installed, but no runner is written for it yet: skipped")
+        else:
+            print(f"{peer}: measured on the tanh MLP at n = 32-512 by benchmarks/bench_wide.py")
     print()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -237,7 +249,9 @@ def main(argv: list[str] | None = None) -> None:
                 "CasADi (now)",
                 "hand numpy (now)",
                 "adjoint_sym (now)",
+                'backend="fast" (now)',
                 "adjoint_sym / hand (now)",
+                "fast / hand (now)",
                 "adjoint_sym / CasADi (now)",
             ],
             issue_rows(measured),
@@ -247,7 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         "'(issue)' columns are the figures reported in issue 8 (another run; '-' = failed or not given), "
         "quoted for orientation only: ratios are formed from '(now)' columns, measured round-robin in this run. "
-        "'hand numpy' is the DOP853 backsolve (LSODA interpolating for Robertson)."
+        "'hand numpy' is the DOP853 backsolve (LSODA interpolating for Robertson); the fast backend refuses the stiff "
+        "Robertson problem (it names the stiff solvers instead)."
     )
 
 

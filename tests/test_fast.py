@@ -14,6 +14,9 @@ Tolerances.  Two kinds of comparison:
   wrong coefficient or a missing term (which shows at ``rtol`` or above) cannot hide.
 
 ``atol = 1e-3 * rtol`` keeps the relative tolerance in control of these O(1) states.
+
+These are the scalar systems (SymEngine's LLVM kernels); matrix-level systems take the
+tapes of :mod:`adjoint_sym.adjoint.fast_matrix`, tested in ``test_fast_matrix.py``.
 """
 
 from __future__ import annotations
@@ -54,10 +57,11 @@ def assert_close(got, ref, bound: float, what: str) -> None:
     assert abs(got.loss - ref.loss) <= bound * max(abs(ref.loss), 1e-300), (got.loss, ref.loss)
 
 
-def check_both(problem: Problem, rtol: float = RTOL, growth: float = 1.0) -> None:
+def check_both(problem: Problem, rtol: float = RTOL, growth: float = 1.0, kernels: str = "auto") -> None:
     """Fast vs both SciPy routes; ``growth`` is the problem's error growth factor ``G``."""
     atol = 1e-3 * rtol
-    got = fast_gradient(problem, rtol=rtol, atol=atol)
+    got = fast_gradient(problem, rtol=rtol, atol=atol, kernels=kernels)
+    assert got.stats["kernels"] == "scalar"
     dop = gradient(problem, "interpolating", rtol=rtol, atol=atol)
     rk45 = gradient(problem, "interpolating", solver="RK45", rtol=rtol, atol=atol)
     assert_close(got, dop, C * growth * rtol, "fast vs DOP853 interpolating")
@@ -146,24 +150,33 @@ def spiral_problem(hidden: int = 8) -> Problem:
     return Problem(two_layer(2, hidden, input_power=3), [2.0, 0.0], params, 0.0, 5.0, ObservationLoss(times, targets))
 
 
-def test_matrix_level_spiral():
+def test_a_network_expanded_into_scalars():
+    """``kernels="scalar"``: the spiral network through SymEngine, every component under error control."""
     problem = spiral_problem()
     # G = 10: the cubic input expands the flow (f_h = 3 h^2 W2 W1 with |h| ~ 2 has norm ~ 24),
     # so RK45's global error is larger than on the contracting problems: the default route's
     # own RK45 solve lies ~200 rtol from a tight (rtol=1e-12) DOP853 solve, DOP853 ~20 rtol.
-    check_both(problem, growth=10.0)
-    g = fast_gradient(problem, rtol=RTOL, atol=ATOL)
-    assert g.dparams["W1"].shape == (8, 2) and g.dparams["b2"].shape == (2, 1)
+    check_both(problem, growth=10.0, kernels="scalar")
 
 
-def test_time_input_network():
+def test_a_time_input_network_expanded_into_scalars():
     """``sigma(W h + t u + b)``: the matrix-level ``a^T f_t`` reaches ``dt0`` and ``dtimes``."""
     from adjoint_sym.builders import neural_ode
 
     rng = np.random.default_rng(3)
     params = {"W": 0.5 * rng.normal(size=(3, 3)), "b": rng.normal(size=(3, 1)), "u": rng.normal(size=(3, 1))}
     loss = ObservationLoss([0.5, 1.5], targets=np.zeros((2, 3)))
-    check_both(Problem(neural_ode(3, time="input", activation="sigmoid"), [0.1, -0.2, 0.3], params, 0.0, 1.5, loss))
+    system = neural_ode(3, time="input", activation="sigmoid")
+    check_both(Problem(system, [0.1, -0.2, 0.3], params, 0.0, 1.5, loss), kernels="scalar")
+
+
+def test_kernel_choices_are_checked():
+    with pytest.raises(
+        InvalidModelError, match=r"unknown kernels 'llvm'; choose one of \('auto', 'scalar', 'matrix'\)"
+    ):
+        fast_gradient(lv_problem(), kernels="llvm")
+    with pytest.raises(InvalidModelError, match="kernels='matrix' needs a matrix-level system"):
+        fast_gradient(lv_problem(), kernels="matrix")
 
 
 def test_a_missing_observation_jump_is_caught():
@@ -171,11 +184,10 @@ def test_a_missing_observation_jump_is_caught():
     problem = observation_problem()
     ref = gradient(problem, "interpolating", rtol=RTOL, atol=ATOL)
     fs = fast_module.fast_system(problem.system)
-    n, p = fs.n, fs.n_params
-    buf = np.zeros(1 + 2 * n + p)
-    buf[1 + 2 * n :] = problem.theta
+    buf = fs.memory(problem.theta)
+    limits = np.array([10_000, 10_000])
     states, rates, ts, ys, qs, *_ = engine.forward(
-        *fs.f_ptr, buf, n, problem.t0, problem.times, problem.h0, RTOL, ATOL, 10_000
+        *fs.f_ptr, buf, fs.n, problem.t0, problem.times, problem.h0, RTOL, ATOL, limits
     )
     observations = Observations.of(problem, states, rates)
     jumps = observations.loss.d_states.copy()
@@ -240,10 +252,31 @@ def test_blow_up_is_a_clear_solver_error():
         fast_gradient(problem)
 
 
+def test_step_size_collapse_is_a_clear_solver_error():
+    """``x' = -1/(2x)``, ``x = sqrt(1 - t)``: finite at ``t = 1`` where its slope is not."""
+    system = ODESystem.from_strings(["x"], ["k"], "t", ["-k/(2*x)"])
+    problem = Problem(system, [1.0], {"k": 1.0}, 0.0, 2.0, FinalLoss("x"))
+    with pytest.raises(SolverFailedError, match=r"stopped at t = 1 .*fell below round-off; .*singular there.*'BDF'"):
+        fast_gradient(problem)
+
+
 def test_step_budget_is_a_clear_solver_error(monkeypatch):
     monkeypatch.setattr(fast_module, "MAX_STEPS", 5)
     with pytest.raises(SolverFailedError, match=r"more than 5 steps; the problem is probably stiff.*LSODA"):
         fast_gradient(lv_problem())
+
+
+def test_stiff_system_is_refused_early_with_the_stiff_solvers_named():
+    """Robertson: Hairer's test sees stability limit the step and the solve stops at once, naming the remedy."""
+    from adjoint_sym.builders import robertson
+
+    problem = Problem(robertson(), [1.0, 0.0, 0.0], {"k1": 0.04, "k2": 3e7, "k3": 1e4}, 0.0, 100.0, FinalLoss("y1"))
+    pattern = r"forward solve \(fast backend, RK45\) stopped at t = .*: the problem is stiff: stability, not accuracy"
+    with pytest.raises(SolverFailedError, match=pattern + r".*solver='LSODA'\) \(or 'BDF', 'Radau'\)") as err:
+        fast_gradient(problem, rtol=1e-6, atol=1e-10)
+    # refused within the first second of a 100 s span (15 stability-limited steps), not after 200,000 steps
+    assert err.value.t < 1.0, err.value.t
+    assert gradient(problem, solver="LSODA", rtol=1e-6, atol=1e-10).dparams["k1"] != 0  # the named remedy runs
 
 
 def test_gradient_backend_fast_dispatches_here():

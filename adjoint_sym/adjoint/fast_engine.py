@@ -35,7 +35,15 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
     numba = None
 
 #: Status codes of the compiled integrator.
-OK, TOO_SMALL, STEP_LIMIT, NON_FINITE = 0, 1, 2, 3
+OK, TOO_SMALL, STEP_LIMIT, NON_FINITE, STIFF = 0, 1, 2, 3, 4
+
+#: Hairer's stiffness test for Dormand-Prince (Hairer and Wanner, Solving Ordinary
+#: Differential Equations II, section IV.2, as in DOPRI5): ``h |lambda|``, estimated from
+#: the last two stages (both at ``t + h``) as ``h |K7 - K6| / |y7 - y6|``, beyond the
+#: stability boundary of the method (3.25 on the negative real axis) on this many
+#: accepted steps in a row (a run broken by six steps inside it starts over) means that
+#: stability, not accuracy, sets the step size.
+STIFF_RUN, STIFF_BOUNDARY, STIFF_BREAK = 15, 3.25, 6
 
 if numba is not None:
     _KERNEL_SIG = _nt.void(_nt.CPointer(_nt.float64), _nt.CPointer(_nt.float64), _nt.voidptr)
@@ -139,11 +147,12 @@ def _copy(dst, src):
 
 @_jit
 def _rms(x, scale):
+    """RMS of ``x[:scale.size] / scale`` (``x`` may carry quadrature payload beyond)."""
     acc = 0.0
-    for i in range(x.size):
+    for i in range(scale.size):
         r = x[i] / scale[i]
         acc += r * r
-    return np.sqrt(acc / x.size)
+    return np.sqrt(acc / scale.size)
 
 
 @_jit
@@ -162,7 +171,7 @@ def _initial_step(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y, f0, sign
     y1 = np.empty(size)
     for i in range(size):
         y1[i] = y[i] + (h0 * direction * sign) * f0[i]
-    f1 = np.empty(size)
+    f1 = np.empty(f0.size)
     _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t0 + h0 * direction, y1, f1, scratch)
     for i in range(size):
         f1[i] -= f0[i]
@@ -221,6 +230,9 @@ def _error_norm(K, hk, y, y_new, err, scale, rtol, atol):
         )
         scale[i] = atol + max(abs(y[i]), abs(y_new[i])) * rtol
         finite += y_new[i] * 0.0  # NaN once any entry is NaN or inf
+    for j in range(K.shape[0]):  # the quadrature payload beyond the stepped state, if any
+        for i in range(y.size, K.shape[1]):
+            finite += K[j, i] * 0.0
     if finite != 0.0:
         return np.nan
     return _rms(err, scale)
@@ -251,36 +263,80 @@ def _record(rec_t, rec_y, rec_q, steps, t_new, y_new, K, sign):
 
 
 @_jit
-def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol, record, max_steps):
+def _quadrature(K, hk, size, acc, rows, weights, count):
+    """Add one accepted step's payload: ``acc += hk sum_i B_i K_i[size:size+acc.size]``, and
+    the stages' factor payload ``K_i[size+acc.size:]`` as rows weighted by ``hk B_i``."""
+    for j in range(acc.size):
+        total = 0.0
+        for i in range(_B.size):
+            total += _B[i] * K[i, size + j]
+        acc[j] += hk * total
+    start = size + acc.size
+    if start == K.shape[1]:
+        return rows, weights, count
+    for i in range(_B.size):
+        if _B[i] == 0.0:
+            continue
+        if count >= rows.shape[0]:
+            grown, grown_w = np.empty((2 * rows.shape[0], rows.shape[1])), np.empty(2 * rows.shape[0])
+            _copy(grown.reshape(grown.size), rows.reshape(rows.size))
+            _copy(grown_w, weights)
+            rows, weights = grown, grown_w
+        _copy(rows[count], K[i, start:])
+        weights[count] = hk * _B[i]
+        count += 1
+    return rows, weights, count
+
+
+@_jit
+def _stiffness(K, y_new, stage, size):
+    """``|lambda|`` of the last step from its two stages at ``t + h`` (Hairer's estimate)."""
+    num, den = 0.0, 0.0
+    for i in range(size):
+        dk, dy = K[6, i] - K[5, i], y_new[i] - stage[i]
+        num += dk * dk
+        den += dy * dy
+    return np.sqrt(num / den) if den > 0.0 else 0.0
+
+
+@_jit
+def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, width, acc, rtol, atol, record, limits):
     """Adaptive RK45 from ``t0`` to ``t1``; SciPy's rules step for step.
 
     Mode 0 integrates ``f``; mode 1 the adjoint, whose rate ``-vjp`` has its sign folded
-    into the step.  Returns ``(y1, nfev, steps, status, t_reached, rec_t, rec_y, rec_q)``;
-    with ``record != 0`` the accepted steps' times, states and dense coefficients.
+    into the step.  The kernel writes ``width >= y0.size`` values: the rate of ``y``, then
+    a quadrature payload that is integrated on the same steps but kept out of the error
+    norm (the seminorm of Kidger et al. 2021): ``acc.size`` entries summed into ``acc``,
+    the rest returned as weighted rows (``limits = [max_steps, stiff_steps]``).
+
+    Returns ``(y1, nfev, steps, status, t_reached, rho, rec_t, rec_y, rec_q, rows, weights)``;
+    with ``record != 0`` the accepted steps' times, states and dense coefficients; ``rho``
+    the stiffness estimate ``|lambda|`` when the status is ``STIFF``.
     """
     size = y0.size
     cap = 64 if record != 0 else 1
     rec_t, rec_y, rec_q = np.empty(cap + 1), np.empty((cap + 1, size)), np.empty((cap, size, _P.shape[1]))
+    rows, weights, count = np.empty((64, width - size - acc.size)), np.empty(64), 0
     rec_t[0] = t0
     y = np.empty(size)
     _copy(y, y0)
     _copy(rec_y[0], y0)
     if t0 == t1:
-        return y, 0, 0, OK, t0, rec_t[:1], rec_y[:1], rec_q[:0]
+        return y, 0, 0, OK, t0, 0.0, rec_t[:1], rec_y[:1], rec_q[:0], rows[:0], weights[:0]
     direction = 1.0 if t1 > t0 else -1.0
     sign = -1.0 if mode == 1 else 1.0
-    K = np.empty((_B.size + 1, size))
+    K = np.empty((_B.size + 1, width))
     scratch, stage, y_new, err, scale = np.empty(n), np.empty(size), np.empty(size), np.empty(size), np.empty(size)
     _rhs(kernel, data, buf, mode, n, ts, ys, qs, m, t0, y, K[0], scratch)
     h_abs = _initial_step(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y, K[0], sign, rtol, atol, scratch)
-    nfev, steps, t, status = 2, 0, t0, OK
+    nfev, steps, t, status, rho, stiff_run, calm_run = 2, 0, t0, OK, 0.0, 0, 0
     while direction * (t - t1) < 0 and status == OK:
         min_step = 10 * abs(np.nextafter(t, direction * np.inf) - t)
         h_abs = max(h_abs, min_step)
         rejected = False
         while True:
-            if steps >= max_steps or h_abs < min_step:
-                status = STEP_LIMIT if steps >= max_steps else TOO_SMALL
+            if steps >= limits[0] or h_abs < min_step:
+                status = STEP_LIMIT if steps >= limits[0] else TOO_SMALL
                 break
             t_new = t1 if direction * (t + h_abs * direction - t1) > 0 else t + h_abs * direction
             h = t_new - t
@@ -299,23 +355,49 @@ def _integrate(kernel, data, buf, mode, n, ts, ys, qs, m, t0, t1, y0, rtol, atol
             rejected = True
         if status != OK:
             break
+        lam = _stiffness(K, y_new, stage, size)
+        if abs(h) * lam > STIFF_BOUNDARY:
+            stiff_run, calm_run = stiff_run + 1, 0
+        else:
+            calm_run += 1
+            if calm_run == STIFF_BREAK:
+                stiff_run = 0
+        if stiff_run >= STIFF_RUN:  # stability-limited: stop if the rest of the span would take too long
+            if steps + abs(t1 - t_new) / abs(h) > limits[1]:
+                status, rho, t = STIFF, lam, t_new
+                break
+            stiff_run = 0
+        if width > size:
+            rows, weights, count = _quadrature(K, h * sign, size, acc, rows, weights, count)
         if record != 0:
             rec_t, rec_y, rec_q = _record(rec_t, rec_y, rec_q, steps, t_new, y_new, K, sign)
         steps += 1
         t = t_new
         _copy(y, y_new)
         _copy(K[0], K[_B.size])
-    return y, nfev, steps, status, t, rec_t[: steps + 1], rec_y[: steps + 1], rec_q[:steps]
+    return (
+        y,
+        nfev,
+        steps,
+        status,
+        t,
+        rho,
+        rec_t[: steps + 1],
+        rec_y[: steps + 1],
+        rec_q[:steps],
+        rows[:count],
+        weights[:count],
+    )
 
 
 @_jit
-def forward(f, data, buf, n, t0, times, h0, rtol, atol, max_steps):
-    """Forward solve with dense output; states and ``f`` at the observation times."""
-    empty_t = np.empty(1)
-    empty_y = np.empty((1, n))
-    empty_q = np.empty((0, n, _P.shape[1]))
-    t1 = times[-1]
-    _, nfev, steps, status, t_reached, ts, ys, qs = _integrate(
+def forward(f, data, buf, n, t0, times, h0, rtol, atol, limits):
+    """Forward solve with dense output; states and ``f`` at the observation times.
+
+    Returns ``(states, rates, ts, ys, qs, nfev, steps, status, t_reached, rho)``.
+    """
+    empty_t, empty_y, empty_q = np.empty(1), np.empty((1, n)), np.empty((0, n, _P.shape[1]))
+    y, nfev, steps, status, t_reached, rho, ts, ys, qs, _, _ = _integrate(
         f,
         data,
         buf,
@@ -326,18 +408,20 @@ def forward(f, data, buf, n, t0, times, h0, rtol, atol, max_steps):
         empty_q,
         np.int64(0),
         t0,
-        t1,
+        times[-1],
         h0,
+        np.int64(n),
+        np.empty(0),
         rtol,
         atol,
         np.int64(1),
-        max_steps,
-    )  # np.int64(...): plain integers, so both callers share one compiled _integrate
+        limits,
+    )  # fmt: skip  (np.int64(...): plain integers, so all callers share one compiled _integrate)
     N = times.size
-    states = np.empty((N, n))
-    rates = np.empty((N, n))
+    states, rates = np.empty((N, n)), np.empty((N, n))
     if status != OK:
-        return states, rates, ts, ys, qs, nfev, steps, status, t_reached
+        _copy(states[N - 1], y)
+        return states, rates, ts, ys, qs, nfev, steps, status, t_reached, rho
     scratch = np.empty(n)
     for i in range(N):
         if times[i] == ts[-1]:
@@ -347,17 +431,28 @@ def forward(f, data, buf, n, t0, times, h0, rtol, atol, max_steps):
         else:
             _dense(ts, ys, qs, steps, times[i], states[i])
         _rhs(f, data, buf, 0, n, ts, ys, qs, steps, times[i], states[i], rates[i], scratch)
-    return states, rates, ts, ys, qs, nfev, steps, status, t_reached
+    return states, rates, ts, ys, qs, nfev, steps, status, t_reached, rho
 
 
 @_jit
-def segment(vjp, data, buf, n, ts, ys, qs, start, end, y0, rtol, atol, max_steps):
-    """``[a, a_theta, a_t]`` from ``start`` back to ``end``, ``h(t)`` from the forward dense output.
+def segment(vjp, data, buf, n, ts, ys, qs, start, end, y0, width, acc, rtol, atol, limits):
+    """``y`` from ``start`` back to ``end``, ``h(t)`` from the forward dense output.
 
-    One segment between observation times; the jumps between segments are applied by the
-    one backward sweep of :mod:`adjoint_sym.adjoint.backward`, in Python.
+    ``y`` is ``[a, a_theta, a_t]`` (``width = y0.size``: every component in the error
+    norm), or ``a`` alone with ``a_t`` and ``a_theta`` as the quadrature payload of
+    :func:`_integrate` (``acc`` and the returned rows).  One segment between observation
+    times; the jumps between segments are applied by the one backward sweep of
+    :mod:`adjoint_sym.adjoint.backward`, in Python.
+
+    Returns ``(y, nfev, steps, status, t_reached, rho, rows, weights)``.
     """
-    y, nfev, steps, status, t_reached, _, _, _ = _integrate(
-        vjp, data, buf, np.int64(1), n, ts, ys, qs, ts.size - 1, start, end, y0, rtol, atol, np.int64(0), max_steps
-    )
-    return y, nfev, steps, status, t_reached
+    y, nfev, steps, status, t_reached, rho, _, _, _, rows, weights = _integrate(
+        vjp, data, buf, np.int64(1), n, ts, ys, qs, ts.size - 1,
+        start, end, y0, width, acc, rtol, atol, np.int64(0), limits,
+    )  # fmt: skip
+    return y, nfev, steps, status, t_reached, rho, rows, weights
+
+
+def pointer(address: int, data: int) -> tuple:
+    """``(pointer, user_data)`` of a compiled C callback with the kernels' signature."""
+    return _Callback(address, data), data
