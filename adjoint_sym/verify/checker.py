@@ -190,6 +190,7 @@ def compare(
     _check_shapes(prob, candidate)
     name = label or f"candidate ({candidate.method})"
     session = Session(prob, solver, rtol, atol)
+    candidate, session.omit = _returned(prob, candidate, name, session.notes)
     session.grads[name] = candidate
     session.taus[name] = float(candidate_rtol) if candidate_rtol is not None else accuracy(candidate, rtol)
     session.fixed.add(name)
@@ -201,6 +202,20 @@ def compare(
     if not session.references():
         raise InvalidModelError(f"no reference produced a gradient: {'; '.join(session.notes)}")
     return session.decide(list(reference_methods[:1]))
+
+
+def _returned(prob: Problem, candidate: Gradient, name: str, notes: list[str]) -> tuple[Gradient, set[str]]:
+    """The candidate's time derivatives that the problem has (``dtimes`` of a final loss and
+    ``dt1`` of an observation loss are dropped), and those it did not return: not judged."""
+    if prob.is_final_loss and candidate.dtimes is not None:
+        candidate = dataclasses.replace(candidate, dtimes=None)
+    if not prob.is_final_loss and candidate.dt1 is not None:
+        candidate = dataclasses.replace(candidate, dt1=None)
+    expected = ("dt0", "dt1") if prob.is_final_loss else ("dt0", "dtimes")
+    missing = {k for k in expected if getattr(candidate, k) is None}
+    readable = {"dt0": "dL/dt0", "dt1": "dL/dt1", "dtimes": "dL/dt_i"}
+    notes += [f"{readable[k]} not returned by {name}: not judged" for k in expected if k in missing]
+    return candidate, missing
 
 
 def _check_shapes(prob: Problem, candidate: Gradient) -> None:

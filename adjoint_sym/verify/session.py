@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -61,6 +62,7 @@ class Session:
         self.notes: list[str] = []
         self.tried: set[str] = set()
         self.fixed: set[str] = set()  # columns that cannot be re-run (a candidate computed elsewhere)
+        self.omit: set[str] = set()  # time derivatives a candidate did not return: judged nowhere
         self._kappa: float | None = None
         self._stiffness: float | None = None
         self._scales = None
@@ -98,6 +100,8 @@ class Session:
                 self.crashed.setdefault(method, message)
                 self.notes.append(message)
                 return None
+        if self.omit:
+            g = dataclasses.replace(g, **dict.fromkeys(self.omit))
         for w in caught:
             self.notes.append(f"{method}: {w.message}")
         if "backsolve_drift" in g.stats and not caught:
