@@ -316,7 +316,9 @@ def test_derivations_outside_a_checkout_says_where_it_looked(tmp_path: Path, mon
     """An installed wheel has no derivations/ folder: exit 2 with the place it looked."""
     import adjoint_sym.cli.derivations as cli_main
 
-    monkeypatch.setattr(cli_main, "__file__", str(tmp_path / "site-packages" / "adjoint_sym" / "cli" / "derivations.py"))
+    monkeypatch.setattr(
+        cli_main, "__file__", str(tmp_path / "site-packages" / "adjoint_sym" / "cli" / "derivations.py")
+    )
     assert cli.main(["derivations", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert "derivations/ folder was not found at" in err and "ship with the source repository" in err
