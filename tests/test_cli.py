@@ -415,7 +415,7 @@ def _json(old: str, new: str) -> str:
 
 #: name -> (file name, content or None for no file, extra arguments, expected message)
 BAD_INPUTS: dict[str, tuple[str, str | bytes | None, list[str], str]] = {
-    "attribute access": ("a.toml", _toml('"-k*x"', '"-k*x.real"'), [], "rhs[0]: attribute access '.real'"),
+    "attribute access": ("a.toml", _toml('"-k*x"', '"-k*x.real"'), [], "rhs[0]: attribute access 'x.real'"),
     "dunder name": ("a.toml", _toml('"-k*x"', '"x.__class__"'), [], "rhs[0]: dunder name '__class__'"),
     "dunder import": (
         "a.toml",
@@ -423,7 +423,7 @@ BAD_INPUTS: dict[str, tuple[str, str | bytes | None, list[str], str]] = {
         [],
         "loss.expr: dunder name '__import__'",
     ),
-    "lambda": ("a.toml", _toml('"-k*x"', '"(lambda: x)()"'), [], "rhs[0]: call of lambda is not allowed"),
+    "lambda": ("a.toml", _toml('"-k*x"', '"(lambda: x)()"'), [], "rhs[0]: call of a lambda is not allowed: write the expression itself"),
     "huge exponent": ("a.toml", _toml('"-k*x"', '"x**10**10**10"'), [], "rhs[0]: exponent 10000000000 exceeds"),
     "unknown symbol": ("a.toml", _toml('"-k*x"', '"-k*x*z"'), [], "rhs[0]: unknown symbol 'z'"),
     "not TOML": ("a.toml", "state = [x", [], "a.toml: not valid TOML"),

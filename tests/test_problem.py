@@ -37,7 +37,7 @@ def decay(h0=(1.0,), params=None, t0=0.0, t1=1.0, loss=None) -> Problem:
         ({"params": "k"}, r"params must be a mapping of name to value or a flat array, got 'k'"),
         ({"t0": np.nan}, r"t0 must be finite, got nan"),
         ({"t1": np.inf}, r"t1 must be finite, got inf"),
-        ({"t1": "one"}, r"t1 must be a number, got 'one'"),
+        ({"t1": "one"}, r"t1 must be a number, got str 'one'"),
     ],
 )
 def test_invalid_numbers_are_named(kwargs, message):

@@ -208,7 +208,7 @@ def test_invalid_specs_name_the_field(case: str) -> None:
 
 
 HOSTILE = {
-    "attribute access": ("x.real", "attribute access '.real' is not allowed"),
+    "attribute access": ("x.real", "attribute access 'x.real' is not allowed"),
     "dunder name": ("x.__class__", "dunder name '__class__' is not allowed"),
     "dunder import": ("__import__('os').system('echo pwned')", "dunder name '__import__' is not allowed"),
     "lambda": ("(lambda: x)()", "lambda"),

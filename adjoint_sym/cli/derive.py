@@ -7,7 +7,8 @@ import re
 
 import sympy as sp
 
-from .common import EXIT_CODES, EXIT_OK, Progress, formatter
+from ..symbolic.names import escape
+from .common import EXIT_CODES, EXIT_OK, Progress, formatter, limit_overrides
 from .spec import Spec, load_spec
 
 
@@ -33,7 +34,8 @@ def derive_text(spec: Spec, form: str = "vjp") -> str:
     adj = system.adjoint(form=form)
     aug = adj.augmented
     t = system.t
-    lines = [spec.name or "system", "=" * max(6, len(spec.name)), "", "Dynamics:"]
+    label = escape(spec.name) or "system"  # user text on a terminal: control characters escaped
+    lines = [label, "=" * max(6, len(label)), "", "Dynamics:"]
     lines += [f"  d{s}/d{t} = {_plain(f)}" for s, f in zip(system.state, system.rhs)]
     state = ", ".join(_plain(s) for s in aug.state)
     lines += ["", "Augmented state z = [h, theta, t] with dz/dt = [f, 0, 1]:"]
@@ -69,7 +71,7 @@ def describe_loss(spec: Spec) -> str:
 
 def cmd_derive(args: argparse.Namespace, progress: Progress) -> int:
     progress.step(f"reading and validating {args.spec}")
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, limit_overrides=limit_overrides(args))
     progress.step("deriving the adjoint")
     if args.latex:
         print(spec.system.adjoint(form=args.form).latex())

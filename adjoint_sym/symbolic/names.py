@@ -48,6 +48,23 @@ def shown(text: object, limit: int = _MAX_SHOWN) -> str:
     return f"'{body}'" + (f" ({len(text)} characters)" if cut else "")
 
 
+def shown_value(value: object, limit: int = _MAX_SHOWN) -> str:
+    """``repr(value)`` for a message, escaped and at most ``limit`` characters long.
+
+    Examples
+    --------
+    >>> shown_value("abc"), shown_value(list(range(100)), limit=20)
+    ("'abc'", '[0, 1, 2, 3, 4, 5...')
+    """
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's 4,300-digit str limit
+        text = f"<{type(value).__name__} too large to show>"
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return escape(text)
+
+
 def escape(text: str) -> str:
     """Replace control, format (bidi), surrogate and unassigned characters by ``\\uXXXX`` escapes.
 
@@ -156,4 +173,4 @@ def check_names(named: Sequence[tuple[str, str]]) -> None:
         by_skeleton.setdefault(skeleton, (where, key))
 
 
-__all__ = ["check_name", "check_names", "did_you_mean", "escape", "normal", "shown"]
+__all__ = ["check_name", "check_names", "did_you_mean", "escape", "normal", "shown", "shown_value"]
