@@ -6,6 +6,7 @@ and every command-line call stay quick.
 """
 
 from ._lazy import lazy_exports
+from ._limits import Limits, limits
 from ._version import __version__
 from .errors import (
     AdjointSymError,
@@ -44,6 +45,7 @@ __all__ = [
     "Gradient",
     "GradientMismatchError",
     "InvalidModelError",
+    "Limits",
     "Loss",
     "ODESystem",
     "ObservationLoss",
@@ -58,6 +60,7 @@ __all__ = [
     "compare",
     "convergence_study",
     "gradient",
+    "limits",
     "load_spec",
     "methods",
     "parse_expression",

@@ -48,6 +48,10 @@ class Limits:
         Distinct per-time loss expressions (each one is compiled on its own).
     max_expression_size : int
         Nodes of the expression trees of a system's right-hand side and its loss, together.
+    max_derivative_work : int
+        Nodes of the right-hand side times the variables it is differentiated by (states,
+        scalar parameters or matrix parameters, time): what SymPy's differentiation costs,
+        about 0.1 ms per unit.
 
     Examples
     --------
@@ -64,7 +68,8 @@ class Limits:
     max_matrix_entries: int = 1_000_000
     max_observations: int = 10_000
     max_loss_expressions: int = 1_000
-    max_expression_size: int = 50_000
+    max_expression_size: int = 20_000
+    max_derivative_work: int = 300_000
     #: Absolute ``time.perf_counter()`` at which ``time_limit`` runs out (set by :func:`limits`).
     deadline: float | None = field(default=None, repr=False, compare=False)
 
@@ -121,7 +126,7 @@ def limits(**values) -> Iterator[Limits]:
         Any field of :class:`Limits` except ``deadline``: ``max_steps``, ``time_limit``
         (seconds, counted from entering the block), ``max_states``, ``max_params``,
         ``max_matrix_entries``, ``max_observations``, ``max_loss_expressions``,
-        ``max_expression_size``.
+        ``max_expression_size``, ``max_derivative_work``.
 
     Examples
     --------

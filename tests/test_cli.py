@@ -423,7 +423,12 @@ BAD_INPUTS: dict[str, tuple[str, str | bytes | None, list[str], str]] = {
         [],
         "loss.expr: dunder name '__import__'",
     ),
-    "lambda": ("a.toml", _toml('"-k*x"', '"(lambda: x)()"'), [], "rhs[0]: call of a lambda is not allowed: write the expression itself"),
+    "lambda": (
+        "a.toml",
+        _toml('"-k*x"', '"(lambda: x)()"'),
+        [],
+        "rhs[0]: call of a lambda is not allowed: write the expression itself",
+    ),
     "huge exponent": ("a.toml", _toml('"-k*x"', '"x**10**10**10"'), [], "rhs[0]: exponent 10000000000 exceeds"),
     "unknown symbol": ("a.toml", _toml('"-k*x"', '"-k*x*z"'), [], "rhs[0]: unknown symbol 'z'"),
     "not TOML": ("a.toml", "state = [x", [], "a.toml: not valid TOML"),

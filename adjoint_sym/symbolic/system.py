@@ -77,8 +77,11 @@ class ODESystem:
         params_t = _normalize_params(params)
         if not isinstance(t, sp.Symbol):
             raise InvalidModelError(f"time must be a sympy Symbol, got {t!r}")
-        check_size(_state_width(state_t), [_shape_of(p) for p in params_t], isinstance(state_t[0], sp.MatrixSymbol))
+        matrix_level = isinstance(state_t[0], sp.MatrixSymbol)
+        shapes = [_shape_of(p) for p in params_t]
+        check_size(_state_width(state_t), shapes, matrix_level)
         rhs_m, size = _canonical_rhs(_normalize_rhs(rhs, state_t))
+        _check_derivative_work(size, len(state_t), shapes, matrix_level)
         object.__setattr__(self, "state", state_t)
         object.__setattr__(self, "params", params_t)
         object.__setattr__(self, "t", t)
@@ -395,6 +398,20 @@ def check_size(n_states: int, shapes: Sequence[tuple[int, int] | None], matrix_l
         raise InvalidModelError(
             f"params: {scalars} parameters{detail}, more than the max_params limit of {limits.max_params}; "
             + how_to_raise("max_params")
+        )
+
+
+def _check_derivative_work(size: int, n_state_symbols: int, shapes: list, matrix_level: bool) -> None:
+    """Differentiation costs about (nodes x variables): refuse before SymPy spends minutes on it."""
+    limit = current_limits().max_derivative_work
+    params = len(shapes) if matrix_level else sum(1 if s is None else s[0] * s[1] for s in shapes)
+    variables = n_state_symbols + params + 1
+    if size * variables > limit:
+        raise InvalidModelError(
+            f"rhs: {size} expression nodes differentiated by {variables} variables (states, parameters, time) "
+            f"is {size * variables} units of work, more than the max_derivative_work limit of {limit} "
+            f"(about {limit / 1e4:.0f} s of SymPy); simplify the right-hand side, or "
+            + how_to_raise("max_derivative_work")
         )
 
 

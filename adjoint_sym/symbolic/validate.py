@@ -96,10 +96,12 @@ _REWRITE = {
     sp.conjugate: lambda u: u,
 }
 
-#: Smooth functions the printer and the differentiation both handle.
+#: Smooth functions the printer and the differentiation both handle (their derivatives are
+#: in this list too: besselj' is besselj, gamma' is gamma * polygamma).
 SMOOTH = (
     sp.sin, sp.cos, sp.tan, sp.cot, sp.sec, sp.csc, sp.asin, sp.acos, sp.atan, sp.acot, sp.atan2,
     sp.sinh, sp.cosh, sp.tanh, sp.coth, sp.asinh, sp.acosh, sp.atanh, sp.exp, sp.log, sp.erf, sp.erfc,
+    sp.besselj, sp.bessely, sp.besseli, sp.besselk, sp.gamma, sp.loggamma, sp.polygamma,
 )  # fmt: skip
 _FUNCTIONS = frozenset(SMOOTH) | {sign, Abs, Max, Min}
 _ARITHMETIC = (sp.Add, sp.Mul, sp.Pow)
@@ -204,8 +206,9 @@ class _Walk:
             if not children_done:
                 seen += 1
                 if seen > self.limit:
+                    total = current_limits().max_expression_size
                     raise UnsupportedExpressionError(
-                        f"{self.where}: the expressions have more than {self.limit} nodes "
+                        f"{self.where}: the right-hand side and loss come to more than {total} expression nodes "
                         f"(the max_expression_size limit); {how_to_raise('max_expression_size')}"
                     )
                 self._admit(node)
