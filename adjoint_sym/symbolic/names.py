@@ -137,7 +137,10 @@ def check_name(name: str, where: str) -> None:
 
 
 def check_names(named: Sequence[tuple[str, str]]) -> None:
-    """Refuse two names that Python reads alike (NFKC) or that look alike on screen.
+    """Refuse two names that Python reads alike (NFKC), and each name :func:`check_name` refuses.
+
+    A name written in look-alikes of Latin letters is refused on its own, so two names that
+    only *look* alike cannot both pass.
 
     Parameters
     ----------
@@ -153,7 +156,6 @@ def check_names(named: Sequence[tuple[str, str]]) -> None:
     adjoint_sym.errors.InvalidModelError: state[1]: 'ｘ' and state[0] 'x' are the same name to Python ...
     """
     by_normal: dict[str, tuple[str, str]] = {}
-    by_skeleton: dict[str, tuple[str, str]] = {}
     for where, name in named:
         check_name(name, where)
         key = normal(name)
@@ -164,13 +166,6 @@ def check_names(named: Sequence[tuple[str, str]]) -> None:
                 "(NFKC normalisation); rename one"
             )
         by_normal.setdefault(key, (where, name))
-        skeleton = _skeleton(key)
-        if skeleton in by_skeleton and by_skeleton[skeleton][1] != key:
-            other_where, other = by_skeleton[skeleton]
-            raise InvalidModelError(
-                f"{where}: {shown(name)} looks like {other_where} {shown(other)} on screen; rename one"
-            )
-        by_skeleton.setdefault(skeleton, (where, key))
 
 
 __all__ = ["check_name", "check_names", "did_you_mean", "escape", "normal", "shown", "shown_value"]
