@@ -105,9 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(progress, "verification failed", exc, EXIT_MISMATCH)
     except AdjointSymError as exc:
         return _fail(progress, "error", exc, EXIT_INVALID)
-    except _TimeUp:
-        limit = current_limits().time_limit
-        message = f"the time limit ({limit:g} s) was reached while {progress.stage}; {how_to_raise('time_limit')}"
+    except _TimeUp as up:
+        message = f"the time limit ({up.seconds:g} s) was reached while {progress.stage}; {how_to_raise('time_limit')}"
         return _fail(progress, "numerical failure", message, EXIT_NUMERICAL)
     except BrokenPipeError:  # the reader left (``| head``): not an error; keep exit quiet
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -133,6 +132,10 @@ def _fail(progress: Progress, kind: str, exc: object, code: int) -> int:
 class _TimeUp(BaseException):
     """The time limit ran out outside a solve (parsing, deriving, compiling)."""
 
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
 
 #: Seconds past the time limit before the alarm interrupts: a solve checks the limit itself
 #: and says where it stopped, which is the better message.
@@ -142,14 +145,15 @@ _ALARM_GRACE = 1.0
 @contextlib.contextmanager
 def _alarm(progress: Progress) -> Iterator[None]:
     """Interrupt symbolic work that outlives the time limit (solves check it themselves)."""
-    left = current_limits().seconds_left()
+    active = current_limits()
+    left = active.seconds_left()
     usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if left is None or not usable:
         yield
         return
 
     def ring(signum, frame):
-        raise _TimeUp
+        raise _TimeUp(active.time_limit)
 
     previous = signal.signal(signal.SIGALRM, ring)
     signal.setitimer(signal.ITIMER_REAL, max(left, 0.0) + _ALARM_GRACE)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidModelError
-from ..symbolic.names import escape, shown
+from ..symbolic.names import escape, markdown_code, markdown_text, shown
 from .common import EXIT_CODES, EXIT_MISMATCH, EXIT_OK, SEMANTICS, Progress, formatter, load
 from .compute import run_check
 from .derive import describe_loss
@@ -90,25 +89,6 @@ def open_output(path: Path, force: bool, mode: str, **kwargs):
             raise InvalidModelError(f"{shown(str(path))} is a symbolic link; it is never written through") from None
         raise
     return os.fdopen(fd, mode, **kwargs)
-
-
-#: Characters with an inline meaning in Markdown (the label stands after "# ", so the
-#: line-start ones, "#", "-", "1.", cannot start a construct).
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-
-
-def markdown_text(text: str) -> str:
-    """User text as literal Markdown: HTML escaped, Markdown's punctuation backslashed, one line."""
-    text = escape(" ".join(str(text).split()))
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-
-
-def markdown_code(text: str) -> str:
-    """User text as a Markdown code span (HTML is inert there), fenced by enough backticks."""
-    text = escape(" ".join(str(text).split()))
-    fence = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
-    return f"{fence} {text} {fence}"
 
 
 def _problem_markdown(spec: Spec) -> str:

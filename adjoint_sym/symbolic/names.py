@@ -13,6 +13,7 @@ message: control, format (bidi) and surrogate characters escaped, the length bou
 from __future__ import annotations
 
 import difflib
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
@@ -85,6 +86,37 @@ def escape(text: str) -> str:
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
     return "".join(out)
+
+
+#: Characters with an inline meaning in Markdown (the label stands after "# ", so the
+#: line-start ones, "#", "-", "1.", cannot start a construct).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+
+def markdown_text(text: str) -> str:
+    """User text as literal Markdown: HTML escaped, Markdown's punctuation backslashed, one line.
+
+    Examples
+    --------
+    >>> print(markdown_text("<b>x_1</b>"))
+    &lt;b&gt;x\\_1&lt;/b&gt;
+    """
+    text = escape(" ".join(str(text).split()))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def markdown_code(text: str) -> str:
+    """User text as a Markdown code span (HTML is inert there), fenced by enough backticks.
+
+    Examples
+    --------
+    >>> markdown_code("a `b` c")
+    '`` a `b` c ``'
+    """
+    text = escape(" ".join(str(text).split()))
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -168,4 +200,14 @@ def check_names(named: Sequence[tuple[str, str]]) -> None:
         by_normal.setdefault(key, (where, name))
 
 
-__all__ = ["check_name", "check_names", "did_you_mean", "escape", "normal", "shown", "shown_value"]
+__all__ = [
+    "check_name",
+    "check_names",
+    "did_you_mean",
+    "escape",
+    "markdown_code",
+    "markdown_text",
+    "normal",
+    "shown",
+    "shown_value",
+]

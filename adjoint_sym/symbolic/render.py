@@ -13,6 +13,8 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.printing.latex import LatexPrinter
 
+from .names import markdown_text
+
 ENVIRONMENTS = ("align", "align*", "aligned")
 
 
@@ -119,7 +121,7 @@ def _augmented_line(system, bold: bool) -> str:
 def adjoint_markdown(adj) -> str:
     """Markdown: a heading and display maths for the dynamics, augmented system, adjoint."""
     system = adj.system
-    title = system.name or "system"
+    title = markdown_text(system.name) or "system"  # user text: literal, never HTML
     parts = [
         f"### Dynamics of {title}",
         "$$\n" + system_latex(system) + "\n$$",
