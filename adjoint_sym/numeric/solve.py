@@ -218,6 +218,7 @@ class _Run:
             k += 1
         max_steps, deadline, report = self.limits.max_steps, self.limits.deadline, _reporter.get()
         steps, last_check = 0, time.perf_counter()
+        copy_y = self.solver == "LSODA"  # the others make a new y each step; LSODA's may be reused
         self.pace = (t0, 0)
         while stepper.status == "running":
             try:
@@ -238,7 +239,7 @@ class _Run:
             if t_eval is None:
                 if stepper.t != ts[-1]:  # a zero-length step (LSODA) has no interpolant to keep
                     ts.append(stepper.t)
-                    ys.append(y.copy() if stepper.y is y else y)
+                    ys.append(y.copy() if copy_y else y)
                     if dense:
                         interpolants.append(stepper.dense_output())
             else:
