@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .errors import InvalidModelError
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -92,8 +94,6 @@ class Limits:
                 ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
                 kind = "a positive integer"
             if not ok:
-                from .errors import InvalidModelError
-
                 raise InvalidModelError(f"limit {f.name} must be {kind}, got {value!r}")
 
     def seconds_left(self) -> float | None:
@@ -138,8 +138,6 @@ def limits(**values) -> Iterator[Limits]:
     """
     unknown = sorted(set(values) - set(LIMIT_NAMES))
     if unknown:
-        from .errors import InvalidModelError
-
         raise InvalidModelError(f"unknown limit {unknown[0]!r}; the limits are {', '.join(LIMIT_NAMES)}")
     outer = current_limits()
     new = dataclasses.replace(outer, **values)
