@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import difflib
 import math
 import time
 from collections.abc import Iterator
@@ -138,7 +139,9 @@ def limits(**values) -> Iterator[Limits]:
     """
     unknown = sorted(set(values) - set(LIMIT_NAMES))
     if unknown:
-        raise InvalidModelError(f"unknown limit {unknown[0]!r}; the limits are {', '.join(LIMIT_NAMES)}")
+        close = difflib.get_close_matches(unknown[0], LIMIT_NAMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InvalidModelError(f"unknown limit {unknown[0]!r}{hint} (the limits are {', '.join(LIMIT_NAMES)})")
     outer = current_limits()
     new = dataclasses.replace(outer, **values)
     if "time_limit" in values:
