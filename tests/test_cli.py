@@ -720,3 +720,21 @@ def test_progress_updates_rewrite_one_line_on_a_terminal() -> None:
     lines = stream.getvalue().split("\n")
     assert lines[0].count("\r") == 2 and lines[0].endswith("200 steps\x1b[K")  # one line, rewritten
     assert lines[1].endswith("done\\x1b[2J")  # a new stage starts a new line, user text escaped
+
+
+def test_output_files_are_opened_without_following_links(tmp_path: Path) -> None:
+    """The check before the work and the open itself both refuse: a link planted in between
+    is not followed (O_NOFOLLOW), an existing file is not replaced without --force (O_EXCL)."""
+    from adjoint_sym.cli.report import open_output
+    from adjoint_sym.errors import InvalidModelError
+
+    (tmp_path / "victim").write_text("precious")
+    (tmp_path / "link.md").symlink_to(tmp_path / "victim")
+    with pytest.raises(InvalidModelError, match=r"link\.md' is a symbolic link; it is never written through"):
+        open_output(tmp_path / "link.md", True, "w")
+    (tmp_path / "old.md").write_text("mine")
+    with pytest.raises(InvalidModelError, match=r"old\.md' exists; pass --force to overwrite it"):
+        open_output(tmp_path / "old.md", False, "w")
+    with open_output(tmp_path / "old.md", True, "w") as f:
+        f.write("new")
+    assert (tmp_path / "old.md").read_text() == "new" and (tmp_path / "victim").read_text() == "precious"

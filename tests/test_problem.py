@@ -258,3 +258,14 @@ def test_a_loss_not_finite_where_the_solve_ends_is_a_numerical_failure():
     problem = decay(loss=FinalLoss("1/(t - 1)"))  # a Python float division by zero at t1 = 1
     with pytest.raises(SolverFailedError, match=r"not finite at t = 1 .*(ZeroDivisionError|L = inf)"):
         gradient(problem)
+
+
+def test_loss_and_parameter_names_of_the_wrong_kind():
+    import sympy as sp
+
+    with pytest.raises(InvalidModelError, match=r"params: names must be strings, got \[1\]"):
+        decay(params={1: 2.0})
+    with pytest.raises(InvalidModelError, match=r"loss\.expr: the loss is a matrix; it must be a scalar expression"):
+        decay(loss=FinalLoss(sp.MatrixSymbol("M", 2, 2)))
+    with pytest.raises(InvalidModelError, match=r"loss\.expr\[0\]: \[.x.\] is neither text nor a SymPy expression"):
+        decay(loss=ObservationLoss([0.5, 1.0], expr=[["x"], "x"]))

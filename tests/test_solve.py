@@ -371,3 +371,54 @@ def _pollu_problem() -> Problem:
     h0 = np.zeros(20)
     h0[[1, 3, 6, 7, 8, 16]] = [0.2, 0.04, 0.1, 0.3, 0.01, 0.007]
     return Problem(system, h0, dict(zip(system.param_names, k)), 0.0, 60.0, FinalLoss("y4"))
+
+
+def test_an_error_inside_scipy_is_a_solver_failure_with_a_remedy():
+    def fun(t, y):  # a ValueError from deep inside a step, as scipy's LU or mesh checks raise
+        if t > 0.5:
+            raise ValueError("array must not contain infs or NaNs")
+        return -y
+
+    for solver, remedy in (("BDF", "try another solver (RK23, RK45, DOP853, Radau, LSODA)"), ("LSODA", "try")):
+        with pytest.raises(SolverFailedError) as info:
+            integrate(fun, (0.0, 10.0), np.ones(1), solver=solver, rtol=1e-6, atol=1e-9)
+        message = str(info.value)
+        assert f"forward solve ({solver}) stopped at t = " in message
+        assert f"scipy's {solver} raised ValueError: array must not contain infs or NaNs" in message
+        assert remedy in message
+    assert "try solver='BDF' or 'Radau'" in message  # LSODA's remedy
+
+
+def test_a_stalled_solve_is_stopped_not_run_to_the_budget():
+    """LSODA at the singularity of x' = x**2 takes steps below the resolution of t: the
+    solve stalls at t = 1 and used to run all 200,000 steps of the budget."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(SolverFailedError) as info:
+            forward(Problem(BLOW_UP, [1.0], {}, 0.0, 2.0, FinalLoss("x")), solver="LSODA")
+    message = str(info.value)
+    assert "the solution grows without bound" in message and "200000" not in message
+
+
+def test_the_spectrum_of_a_wide_system_is_estimated_without_a_dense_jacobian():
+    from adjoint_sym.numeric.diagnose import spectral_radius
+
+    rates = np.arange(1.0, 151.0)  # eigenvalues -1 ... -150: the radius is 150
+
+    def fun(t, y):
+        return -rates * y
+
+    # power iteration, 30 products: converges from below at the rate 149/150 per step, so
+    # within a factor 2 of 150, which is what a stiffness diagnosis needs (an order of magnitude)
+    rho = spectral_radius(fun, None, 0.0, np.ones(150))
+    assert 75.0 < rho <= 150.0 + 1e-6
+    J = np.diag(-np.arange(1.0, 501.0))
+    assert abs(spectral_radius(fun, lambda t, y: J, 0.0, np.ones(500)) - 500.0) < 50.0
+    assert spectral_radius(fun, lambda t, y: J * np.nan, 0.0, np.ones(500)) is None
+
+
+def test_many_non_finite_entries_are_summarised():
+    system = ODESystem.from_strings([f"x{i}" for i in range(6)], [], "t", [f"log(x{i})" for i in range(6)])
+    with pytest.raises(SolverFailedError) as info:
+        forward(Problem(system, np.zeros(6), {}, 0.0, 1.0, FinalLoss("x0")))
+    assert "f[x0] = -inf, f[x1] = -inf, f[x2] = -inf, f[x3] = -inf and 2 more" in str(info.value)

@@ -361,3 +361,13 @@ def test_bad_limits_tables_are_named(table, message) -> None:
     with pytest.raises(InvalidModelError) as info:
         spec_from_dict(with_(limits=table))
     assert message in str(info.value)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_a_file_longer_than_its_size_says_is_cut_at_the_bound() -> None:
+    """/proc files are regular but report size 0, like a file growing after stat: the read
+    itself stops at the bound."""
+    from adjoint_sym.cli.spec import read_bounded
+
+    with pytest.raises(InvalidModelError, match="file is more than 10 bytes; a spec may be at most 10"):
+        read_bounded(Path("/proc/self/maps"), limit=10)

@@ -138,3 +138,14 @@ def test_non_smooth_right_hand_sides_give_gradients(rhs, solver):
     # size of a wrong derivative (a dropped sign term changes dL/dc by O(1))
     np.testing.assert_allclose(adjoint.dparams["c"], forward.dparams["c"], rtol=1e-6)
     np.testing.assert_allclose(adjoint.dh0, forward.dh0, rtol=1e-6)
+
+
+def test_a_constant_that_cannot_be_evaluated_is_refused(monkeypatch):
+    """SymPy's evalf is the judge of constants; should it fail, the piece is named."""
+
+    def broken(self, *args, **kwargs):
+        raise ValueError("no numeric value")
+
+    monkeypatch.setattr(sp.exp, "evalf", broken)
+    with pytest.raises(UnsupportedExpressionError, match=r"rhs\[0\]: 'exp\(2\)' cannot be evaluated to a real number"):
+        canonical(x * sp.exp(2), "rhs[0]")

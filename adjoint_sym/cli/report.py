@@ -60,18 +60,20 @@ def output_folder(path: str, names: tuple[str, ...], *, force: bool) -> Path:
         raise InvalidModelError("-o/--output: the output folder is empty; name a folder (it is created if missing)")
     out = Path(path)
     if out.is_symlink():
-        raise InvalidModelError(f"-o {shown(path)}: the output folder is a symbolic link; give the folder it points to")
+        raise InvalidModelError(
+            f"-o {shown(path, limit=300)}: the output folder is a symbolic link; give the folder it points to"
+        )
     if out.exists() and not out.is_dir():
-        raise InvalidModelError(f"-o {shown(path)}: exists and is not a folder")
+        raise InvalidModelError(f"-o {shown(path, limit=300)}: exists and is not a folder")
     for name in names:
         target = out / name
         if target.is_symlink():
             raise InvalidModelError(
-                f"-o {shown(path)}: {name} is a symbolic link; it is never written through (remove it first)"
+                f"-o {shown(path, limit=300)}: {name} is a symbolic link; it is never written through (remove it first)"
             )
         if target.exists() and not force:
             raise InvalidModelError(
-                f"-o {shown(path)}: {name} exists; pass --force to overwrite it, or choose another folder"
+                f"-o {shown(path, limit=300)}: {name} exists; pass --force to overwrite it, or choose another folder"
             )
     return out
 
@@ -83,10 +85,12 @@ def open_output(path: Path, force: bool, mode: str, **kwargs):
     try:
         fd = os.open(path, flags, 0o644)
     except FileExistsError:
-        raise InvalidModelError(f"{shown(str(path))} exists; pass --force to overwrite it") from None
+        raise InvalidModelError(f"{shown(str(path), limit=300)} exists; pass --force to overwrite it") from None
     except OSError:
         if path.is_symlink():
-            raise InvalidModelError(f"{shown(str(path))} is a symbolic link; it is never written through") from None
+            raise InvalidModelError(
+                f"{shown(str(path), limit=300)} is a symbolic link; it is never written through"
+            ) from None
         raise
     return os.fdopen(fd, mode, **kwargs)
 

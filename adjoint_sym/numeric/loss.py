@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .._limits import current_limits, how_to_raise
 from ..errors import InvalidModelError
@@ -75,11 +76,11 @@ def _expression(expr: str | sp.Expr, system: ODESystem, where: str) -> sp.Expr:
         value = sp.sympify(expr, strict=True)
     except sp.SympifyError:
         raise InvalidModelError(f"{where}: {shown_value(expr)} is neither text nor a SymPy expression") from None
-    if isinstance(value, sp.MatrixBase | sp.MatrixExpr) and not isinstance(value, sp.MatrixElement):
+    if isinstance(value, sp.MatrixBase | sp.MatrixExpr) and not isinstance(value, MatrixElement):
         raise InvalidModelError(f"{where}: the loss is a matrix; it must be a scalar expression")
     allowed = set(system.symbol_table().values())
     for s in value.free_symbols:
-        base = s.args[0] if isinstance(s, sp.matrices.expressions.matexpr.MatrixElement) else s
+        base = s.args[0] if isinstance(s, MatrixElement) else s
         if base not in allowed:
             raise InvalidModelError(f"{where}: unknown symbol {shown(str(base))}")
     return canonical(value, where, budget=budget)[0]

@@ -290,7 +290,9 @@ class _Run:
         t_then, steps_then = self.pace
         t_now = self.stepper.t
         self.pace = (t_now, steps)
-        if steps < max(_PACE_AFTER, self.limits.max_steps // 32) or t_now == t_then:
+        if t_now == t_then:  # steps below the resolution of t (LSODA at a singularity): stalled
+            raise self._failure(f"no progress in t over the last {steps - steps_then} steps")
+        if steps < max(_PACE_AFTER, self.limits.max_steps // 32):
             return
         stiff = self._stiffness()
         if stiff and self.stiff_before:
@@ -318,6 +320,8 @@ class _Run:
                 state=np.array(stepper.y),
                 solver_message=cause,
             )
+        if classify(Record(), self.y0, np.asarray(stepper.y)) == "blow-up":
+            return self._failure(reason)
         cause = self._stiffness() or (
             "it needs more steps than that: shorten the time span or loosen rtol/atol"
             if self.solver in EXPLICIT

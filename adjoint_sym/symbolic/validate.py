@@ -237,10 +237,8 @@ class _Walk:
                     f"float64 (about 1.8e308)" + self._context(node)
                 )
         elif isinstance(node, sp.Float):
-            value = float(node)
-            if value != value:
-                raise UnsupportedExpressionError(f"{self.where}: a constant is nan" + self._context(node))
-            if abs(value) > _FLOAT_MAX:
+            # (SymPy turns a NaN or infinite Float into nan or oo, refused above)
+            if abs(float(node)) > _FLOAT_MAX:
                 raise UnsupportedExpressionError(
                     f"{self.where}: a constant of about {_magnitude(node)} is beyond the range of float64 "
                     "(about 1.8e308)" + self._context(node)
