@@ -217,7 +217,7 @@ class _Run:
             kept_y.append(np.array(self.y0))
             k += 1
         max_steps, deadline, report = self.limits.max_steps, self.limits.deadline, _reporter.get()
-        steps, last_check = 0, time.perf_counter()
+        steps, last_report = 0, time.perf_counter()
         copy_y = self.solver == "LSODA"  # the others make a new y each step; LSODA's may be reused
         self.pace = (t0, 0)
         while stepper.status == "running":
@@ -252,18 +252,18 @@ class _Run:
                         kept_y.append(interpolant(t_eval[k]))
                     kept_t.append(t_eval[k])
                     k += 1
+            if stepper.status != "running":
+                break
             if steps >= max_steps:
                 raise self._budget(steps, f"the step budget of {max_steps} steps (max_steps) is used up", "max_steps")
-            if steps % 32 == 0:
-                now = time.perf_counter()
-                if deadline is not None and now > deadline:
-                    limit = self.limits.time_limit
-                    raise self._budget(steps, f"the time limit of {limit:g} s (time_limit) is reached", "time_limit")
-                if steps % _PROBE == 0:
-                    self._check_pace(steps)
-                if report is not None and now - last_check > PROGRESS_EVERY:
-                    last_check = now
-                    report(f"{self.what} ({self.solver}): t = {stepper.t:.6g} of [{t0:.6g}, {t1:.6g}], {steps} steps")
+            if deadline is not None and time.perf_counter() > deadline:
+                limit = self.limits.time_limit
+                raise self._budget(steps, f"the time limit of {limit:g} s (time_limit) is reached", "time_limit")
+            if steps % _PROBE == 0:
+                self._check_pace(steps)
+            if report is not None and steps % 32 == 0 and time.perf_counter() - last_report > PROGRESS_EVERY:
+                last_report = time.perf_counter()
+                report(f"{self.what} ({self.solver}): t = {stepper.t:.6g} of [{t0:.6g}, {t1:.6g}], {steps} steps")
         return self._result(ts, ys, interpolants, dense, t_eval, kept_t, kept_y, steps)
 
     def _result(self, ts, ys, interpolants, dense, t_eval, kept_t, kept_y, steps) -> SolveResult:
