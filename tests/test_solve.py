@@ -422,3 +422,22 @@ def test_many_non_finite_entries_are_summarised():
     with pytest.raises(SolverFailedError) as info:
         forward(Problem(system, np.zeros(6), {}, 0.0, 1.0, FinalLoss("x0")))
     assert "f[x0] = -inf, f[x1] = -inf, f[x2] = -inf, f[x3] = -inf and 2 more" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("solver", "remedy"),
+    [
+        ("RK45", "the step size collapsed: the solution may blow up in finite time or have a kink or jump here"),
+        ("BDF", "loosen rtol/atol or shorten the time span (the solution may blow up in finite time)"),
+    ],
+)
+def test_a_step_size_collapse_without_blow_up_or_stiffness(solver, remedy):
+    """x' = 1/(1.5 - t): f is singular at t = 1.5 while x grows only like a logarithm, so the
+    steps collapse at a moderate state, with no eigenvalue to blame (df/dx = 0)."""
+    system = ODESystem.from_strings(["x"], [], "t", ["1/(1.5 - t)"])
+    with pytest.raises(SolverFailedError) as info:
+        forward(Problem(system, [0.0], {}, 0.0, 2.0, FinalLoss("x")), solver=solver)
+    message = str(info.value)
+    assert f"forward solve ({solver}) stopped at t = 1.5 of [0, 2]" in message
+    assert "Required step size is less than spacing between numbers" in message and remedy in message
+    assert "stiff" not in message and "grows without bound" not in message
