@@ -6,6 +6,7 @@ and every command-line call stay quick.
 """
 
 from ._lazy import lazy_exports
+from ._limits import Limits, limits
 from ._version import __version__
 from .errors import (
     AdjointSymError,
@@ -56,6 +57,7 @@ __all__ = [
     "GradientMismatchError",
     "HessianVectorProduct",
     "InvalidModelError",
+    "Limits",
     "Loss",
     "ODESystem",
     "ObservationLoss",
@@ -75,6 +77,7 @@ __all__ = [
     "convergence_study",
     "gradient",
     "hvp",
+    "limits",
     "load_spec",
     "methods",
     "parse_expression",

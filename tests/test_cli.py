@@ -423,7 +423,7 @@ def _json(old: str, new: str) -> str:
 
 #: name -> (file name, content or None for no file, extra arguments, expected message)
 BAD_INPUTS: dict[str, tuple[str, str | bytes | None, list[str], str]] = {
-    "attribute access": ("a.toml", _toml('"-k*x"', '"-k*x.real"'), [], "rhs[0]: attribute access '.real'"),
+    "attribute access": ("a.toml", _toml('"-k*x"', '"-k*x.real"'), [], "rhs[0]: attribute access 'x.real'"),
     "dunder name": ("a.toml", _toml('"-k*x"', '"x.__class__"'), [], "rhs[0]: dunder name '__class__'"),
     "dunder import": (
         "a.toml",
@@ -431,7 +431,12 @@ BAD_INPUTS: dict[str, tuple[str, str | bytes | None, list[str], str]] = {
         [],
         "loss.expr: dunder name '__import__'",
     ),
-    "lambda": ("a.toml", _toml('"-k*x"', '"(lambda: x)()"'), [], "rhs[0]: call of lambda is not allowed"),
+    "lambda": (
+        "a.toml",
+        _toml('"-k*x"', '"(lambda: x)()"'),
+        [],
+        "rhs[0]: call of a lambda is not allowed: write the expression itself",
+    ),
     "huge exponent": ("a.toml", _toml('"-k*x"', '"x**10**10**10"'), [], "rhs[0]: exponent 10000000000 exceeds"),
     "unknown symbol": ("a.toml", _toml('"-k*x"', '"-k*x*z"'), [], "rhs[0]: unknown symbol 'z'"),
     "not TOML": ("a.toml", "state = [x", [], "a.toml: not valid TOML"),
@@ -592,3 +597,152 @@ def test_version(capsys) -> None:
 
     assert cli.main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"adjoint-sym {adjoint_sym.__version__}"
+
+
+# -- output hygiene, budgets and messages (issue 14) ------------------------------------------
+def _no_matplotlib(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+
+
+def test_report_refuses_an_empty_output_folder(capsys) -> None:
+    assert cli.main(["report", str(DECAY), "-o", "", "--quiet"]) == 2
+    assert "-o/--output: the output folder is empty" in capsys.readouterr().err
+
+
+def test_report_never_writes_through_a_planted_symlink(tmp_path: Path, capsys) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").symlink_to(victim)
+    for extra in ([], ["--force"]):
+        assert cli.main(["report", str(DECAY), "-o", str(out), "--quiet", *extra]) == 2
+        assert "report.md is a symbolic link; it is never written through" in capsys.readouterr().err
+    assert victim.read_text() == "precious"
+    linked = tmp_path / "linked"
+    linked.symlink_to(out)
+    assert cli.main(["report", str(DECAY), "-o", str(linked), "--quiet"]) == 2
+    assert "the output folder is a symbolic link" in capsys.readouterr().err
+
+
+def test_report_keeps_an_existing_report_unless_forced(tmp_path: Path, monkeypatch, capsys) -> None:
+    _no_matplotlib(monkeypatch)
+    (tmp_path / "report.md").write_text("mine")
+    assert cli.main(["report", str(DECAY), "-o", str(tmp_path), "--quiet"]) == 2
+    assert "report.md exists; pass --force to overwrite it" in capsys.readouterr().err
+    assert (tmp_path / "report.md").read_text() == "mine"
+    assert cli.main(["report", str(DECAY), "-o", str(tmp_path), "--quiet", "--force"]) in (0, 1)
+    assert "## Gradients" in (tmp_path / "report.md").read_text()
+
+
+def test_report_escapes_the_label_for_markdown_and_html(tmp_path: Path, monkeypatch) -> None:
+    _no_matplotlib(monkeypatch)
+    spec = json.loads(DECAY.read_text())
+    spec["name"] = "<script>alert(1)</script> *bold* `tick`"
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    assert cli.main(["report", str(tmp_path / "s.json"), "-o", str(tmp_path / "r"), "--quiet"]) in (0, 1)
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "<script>" not in text
+    assert "# &lt;script&gt;alert(1)&lt;/script&gt; \\*bold\\* \\`tick\\`" in text
+
+
+def test_labels_on_the_terminal_are_escaped(tmp_path: Path, capsys) -> None:
+    spec = json.loads(DECAY.read_text())
+    spec["name"] = "evil\x1b[2J\u202e"
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    for command in ("derive", "gradient"):
+        assert cli.main([command, str(tmp_path / "s.json"), "--quiet"]) == 0
+        out = capsys.readouterr().out
+        assert "evil\\x1b[2J\\u202e" in out and "\x1b" not in out and "\u202e" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-steps", "0"], "--max-steps: expected a positive integer, got '0'"),
+        (["--max-steps", "many"], "--max-steps: expected a positive integer, got 'many'"),
+        (["--time-limit", "-1"], "--time-limit: expected a positive number of seconds, got '-1'"),
+        (["--limit", "max_states"], "--limit max_states: expected NAME=VALUE with NAME one of max_steps"),
+        (["--limit", "colour=red"], "--limit colour=red: expected NAME=VALUE"),
+        (["--limit", "max_states=2.5"], "--limit max_states: expected a positive integer, got '2.5'"),
+    ],
+)
+def test_bad_budget_options(args: list[str], message: str, capsys) -> None:
+    assert cli.main(["gradient", str(DECAY), "--quiet", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_budget_options_reach_the_solves_and_the_loader(capsys) -> None:
+    assert cli.main(["gradient", str(LV), "--quiet", "--max-steps", "20"]) == 3
+    assert "the step budget of 20 steps (max_steps) is used up" in capsys.readouterr().err
+    assert cli.main(["derive", str(LV), "--quiet", "--limit", "max_states=1"]) == 2
+    assert "more than the max_states limit of 1" in capsys.readouterr().err
+    assert cli.main(["gradient", str(LV), "--quiet", "--max-steps", "1_000_000", "--time-limit", "600"]) == 0
+
+
+def test_symbolic_work_past_the_time_limit_is_interrupted(monkeypatch, capsys) -> None:
+    """Solves check the time limit themselves; anything else is stopped by an alarm."""
+    import time as time_module
+
+    from adjoint_sym.cli import derive as derive_module
+
+    def slow(args, progress):
+        progress.step("deriving something enormous")
+        time_module.sleep(30)
+        return 0
+
+    monkeypatch.setattr(derive_module, "cmd_derive", slow)
+    monkeypatch.setattr("adjoint_sym.cli.app._ALARM_GRACE", 0.0)
+    assert cli.main(["derive", str(DECAY), "--quiet", "--time-limit", "0.3"]) == 3
+    err = capsys.readouterr().err
+    assert "the time limit (0.3 s) was reached while deriving something enormous" in err
+    assert "--time-limit" in err
+
+
+def test_long_messages_are_cut_and_escaped(monkeypatch, capsys) -> None:
+    from adjoint_sym.cli import derive as derive_module
+    from adjoint_sym.cli.common import MAX_MESSAGE
+    from adjoint_sym.errors import InvalidModelError
+
+    def noisy(args, progress):
+        raise InvalidModelError("\x1b[31m" + "z" * 10_000)
+
+    monkeypatch.setattr(derive_module, "cmd_derive", noisy)
+    assert cli.main(["derive", str(DECAY), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("adjoint-sym: error: \\x1b[31mzzz") and "\x1b" not in err
+    assert len(err) < MAX_MESSAGE + 200 and "more characters)" in err
+
+
+def test_progress_updates_rewrite_one_line_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    progress = cli.Progress(enabled=True, stream=stream)
+    progress.update("forward solve (DOP853): t = 1 of [0, 10], 100 steps")
+    progress.update("forward solve (DOP853): t = 2 of [0, 10], 200 steps")
+    progress.step("done\x1b[2J")
+    lines = stream.getvalue().split("\n")
+    assert lines[0].count("\r") == 2 and lines[0].endswith("200 steps\x1b[K")  # one line, rewritten
+    assert lines[1].endswith("done\\x1b[2J")  # a new stage starts a new line, user text escaped
+
+
+def test_output_files_are_opened_without_following_links(tmp_path: Path) -> None:
+    """The check before the work and the open itself both refuse: a link planted in between
+    is not followed (O_NOFOLLOW), an existing file is not replaced without --force (O_EXCL)."""
+    from adjoint_sym.cli.report import open_output
+    from adjoint_sym.errors import InvalidModelError
+
+    (tmp_path / "victim").write_text("precious")
+    (tmp_path / "link.md").symlink_to(tmp_path / "victim")
+    with pytest.raises(InvalidModelError, match=r"link\.md' is a symbolic link; it is never written through"):
+        open_output(tmp_path / "link.md", True, "w")
+    (tmp_path / "old.md").write_text("mine")
+    with pytest.raises(InvalidModelError, match=r"old\.md' exists; pass --force to overwrite it"):
+        open_output(tmp_path / "old.md", False, "w")
+    with open_output(tmp_path / "old.md", True, "w") as f:
+        f.write("new")
+    assert (tmp_path / "old.md").read_text() == "new" and (tmp_path / "victim").read_text() == "precious"

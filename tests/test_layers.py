@@ -9,7 +9,7 @@ Allowed directions (a layer may import itself and the layers it lists):
 =============  ==============================================================
 layer          may import
 =============  ==============================================================
-base           ``errors``, ``_lazy``, ``_figures``, ``_version``: nothing of ours
+base           ``errors``, ``_lazy``, ``_figures``, ``_version``, ``_limits``: nothing of ours
 symbolic       base
 numeric        base, symbolic
 adjoint        base, symbolic, numeric
@@ -38,7 +38,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "adjoint_sym"
 
-BASE = {"errors", "_lazy", "_figures", "_version"}
+BASE = {"errors", "_lazy", "_figures", "_version", "_limits"}
 FACADES = {"__init__", "__main__", "builders", "identities", "strategies"}
 ORDER = ["base", "symbolic", "numeric", "adjoint", "reference", "discrete", "verify", "testing", "plot", "cli"]
 ALLOWED = {

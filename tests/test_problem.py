@@ -37,7 +37,17 @@ def decay(h0=(1.0,), params=None, t0=0.0, t1=1.0, loss=None) -> Problem:
         ({"params": "k"}, r"params must be a mapping of name to value or a flat array, got 'k'"),
         ({"t0": np.nan}, r"t0 must be finite, got nan"),
         ({"t1": np.inf}, r"t1 must be finite, got inf"),
-        ({"t1": "one"}, r"t1 must be a number, got 'one'"),
+        ({"t1": "one"}, r"t1 must be a number, got str 'one'"),
+        # the API validates like the spec loader: text and booleans are not numbers
+        ({"h0": ["1.0"]}, r"h0 must hold real numbers only, got \['1.0'\]"),
+        ({"h0": [True]}, r"h0 must hold real numbers only"),
+        ({"h0": [1 + 2j]}, r"h0 must hold real numbers only"),
+        ({"h0": [10**400]}, r"h0: a number is beyond the float range"),
+        ({"t0": "0"}, r"t0 must be a number, got str '0'"),
+        ({"t1": True}, r"t1 must be a number, got bool True"),
+        ({"t1": 10**400}, r"t1 is beyond the float range"),
+        ({"params": {"k": "1"}}, r"params\['k'\] must be numeric, got '1'"),
+        ({"params": {"kk": 1.0}}, r"unknown parameter 'kk'; did you mean 'k'\?"),
     ],
 )
 def test_invalid_numbers_are_named(kwargs, message):
@@ -211,3 +221,51 @@ def test_evaluate_sum_of_squared_errors():
     np.testing.assert_allclose(out.d_states, 2 * residual, rtol=1e-15)
     np.testing.assert_array_equal(out.d_theta, np.zeros(4))
     np.testing.assert_array_equal(out.d_times, np.zeros(2))
+
+
+# -- limits and a loss that cannot be evaluated (issue 14) -------------------------------------
+def test_observation_count_is_a_limit():
+    from adjoint_sym import limits
+
+    times = np.linspace(0.1, 1.0, 50)
+    with limits(max_observations=10):
+        with pytest.raises(
+            InvalidModelError, match=r"loss\.times: 50 observation times, more than the max_observations"
+        ):
+            ObservationLoss(times, targets=np.zeros((50, 1)))
+        loss = CallableLoss(lambda s, th: 0.0, lambda s, th: (np.zeros_like(s), np.zeros(1)), times=tuple(times))
+        with pytest.raises(InvalidModelError, match="max_observations limit of 10"):
+            decay(loss=loss)
+
+
+def test_distinct_loss_expressions_are_a_limit():
+    from adjoint_sym import limits
+
+    times = [0.25, 0.5, 0.75, 1.0]
+    with limits(max_loss_expressions=2):
+        decay(loss=ObservationLoss(times, expr=["x", "x", "x", "x"]))  # one distinct expression: fine
+        with pytest.raises(InvalidModelError, match=r"loss\.expr: 4 different expressions, more than the max_loss"):
+            decay(loss=ObservationLoss(times, expr=["x", "2*x", "3*x", "4*x"]))
+
+
+def test_a_loss_not_finite_where_the_solve_ends_is_a_numerical_failure():
+    from adjoint_sym.errors import SolverFailedError
+
+    problem = decay(loss=FinalLoss("sqrt(x - 1)"))  # x(1) = exp(-1) < 1
+    with pytest.raises(SolverFailedError) as info:
+        gradient(problem)
+    assert "the loss or its derivative is not finite at t = 1 (state [0.3679]): L = nan" in str(info.value)
+    problem = decay(loss=FinalLoss("1/(t - 1)"))  # a Python float division by zero at t1 = 1
+    with pytest.raises(SolverFailedError, match=r"not finite at t = 1 .*(ZeroDivisionError|L = inf)"):
+        gradient(problem)
+
+
+def test_loss_and_parameter_names_of_the_wrong_kind():
+    import sympy as sp
+
+    with pytest.raises(InvalidModelError, match=r"params: names must be strings, got \[1\]"):
+        decay(params={1: 2.0})
+    with pytest.raises(InvalidModelError, match=r"loss\.expr: the loss is a matrix; it must be a scalar expression"):
+        decay(loss=FinalLoss(sp.MatrixSymbol("M", 2, 2)))
+    with pytest.raises(InvalidModelError, match=r"loss\.expr\[0\]: \[.x.\] is neither text nor a SymPy expression"):
+        decay(loss=ObservationLoss([0.5, 1.0], expr=[["x"], "x"]))

@@ -208,7 +208,7 @@ def test_invalid_specs_name_the_field(case: str) -> None:
 
 
 HOSTILE = {
-    "attribute access": ("x.real", "attribute access '.real' is not allowed"),
+    "attribute access": ("x.real", "attribute access 'x.real' is not allowed"),
     "dunder name": ("x.__class__", "dunder name '__class__' is not allowed"),
     "dunder import": ("__import__('os').system('echo pwned')", "dunder name '__import__' is not allowed"),
     "lambda": ("(lambda: x)()", "lambda"),
@@ -289,3 +289,85 @@ def test_toml_nan_and_inf_literals(tmp_path: Path) -> None:
     (tmp_path / "i.toml").write_text(text.replace("h0 = [nan]", "h0 = [1.0]").replace("t1 = 1.0", "t1 = +inf"))
     with pytest.raises(InvalidModelError, match="t1: expected a finite number, got inf"):
         load_spec(tmp_path / "i.toml")
+
+
+# -- reading with a bound, and the [limits] table (issue 14) ----------------------------------
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(DECAY).encode())
+    (tmp_path / "bom.toml").write_bytes(
+        b"\xef\xbb\xbf" + b'state = ["x"]\nrhs = ["-k*x"]\nh0 = [2.0]\nt1 = 1.0\n[params]\nk = 0.5\n'
+        b'[loss]\nkind = "final"\nexpr = "x**2"\n'
+    )
+    assert load_spec(tmp_path / "bom.json").problem.params == load_spec(tmp_path / "bom.toml").problem.params
+
+
+def test_a_directory_is_refused_by_kind(tmp_path: Path) -> None:
+    with pytest.raises(InvalidModelError, match=r"it is a directory; give a \.toml or \.json file"):
+        load_spec(tmp_path)
+
+
+def test_a_file_growing_past_the_bound_is_cut_and_refused(tmp_path: Path) -> None:
+    from adjoint_sym.cli.spec import read_bounded
+
+    path = tmp_path / "big.json"
+    path.write_bytes(b" " * 101)
+    with pytest.raises(InvalidModelError, match="file is 101 bytes; a spec may be at most 100"):
+        read_bounded(path, limit=100)
+    assert read_bounded(path, limit=101) == b" " * 101
+
+
+def test_integer_literals_past_python_digit_limit(tmp_path: Path) -> None:
+    (tmp_path / "big.toml").write_text('state = ["x"]\nt1 = ' + "9" * 5000 + "\n")
+    with pytest.raises(InvalidModelError, match="not valid TOML: an integer literal has more than 4300 digits"):
+        load_spec(tmp_path / "big.toml")
+
+
+def test_unknown_keys_are_escaped_cut_short_and_get_a_hint() -> None:
+    with pytest.raises(InvalidModelError) as info:
+        spec_from_dict(with_(rhss=["-k*x"]))
+    assert "rhss: unknown field; did you mean 'rhs'?" in str(info.value)
+    with pytest.raises(InvalidModelError) as info:
+        spec_from_dict(with_(**{"k" * 100_000: 1}))
+    assert "(100000 characters): unknown field" in str(info.value) and len(str(info.value)) < 300
+    with pytest.raises(InvalidModelError) as info:
+        spec_from_dict(with_(loss={"kind": "final", "expr": "x", "\x1b[2J": 1}))
+    assert "loss.\\x1b[2J: unknown field" in str(info.value)
+
+
+def test_limits_table_applies_while_the_problem_is_built() -> None:
+    data = with_(state=["x", "y"], rhs=["-k*x", "-y"], h0=[1.0, 1.0], limits={"max_states": 1})
+    with pytest.raises(InvalidModelError, match="state: 2 state variables, more than the max_states limit of 1"):
+        spec_from_dict(data)
+    spec = spec_from_dict(data, limit_overrides={"max_states": 5})  # the command line wins
+    assert spec.limits == {"max_states": 5}
+    assert spec_from_dict(with_(limits={"max_steps": 10, "time_limit": 2.5})).limits == {
+        "max_steps": 10,
+        "time_limit": 2.5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"max_step": 10}, "limits.max_step: unknown field; did you mean 'max_steps'?"),
+        ({"max_steps": 0}, "limits.max_steps: must be a positive integer, got 0"),
+        ({"max_steps": 1.5}, "limits.max_steps: must be a positive integer, got 1.5"),
+        ({"time_limit": -1}, "limits.time_limit: must be a positive number of seconds or None, got -1"),
+        ({"time_limit": "1"}, "limits.time_limit: must be a positive number of seconds or None, got '1'"),
+        ([1], "limits: expected a table of name = value, got list [1]"),
+    ],
+)
+def test_bad_limits_tables_are_named(table, message) -> None:
+    with pytest.raises(InvalidModelError) as info:
+        spec_from_dict(with_(limits=table))
+    assert message in str(info.value)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_a_file_longer_than_its_size_says_is_cut_at_the_bound() -> None:
+    """/proc files are regular but report size 0, like a file growing after stat: the read
+    itself stops at the bound."""
+    from adjoint_sym.cli.spec import read_bounded
+
+    with pytest.raises(InvalidModelError, match="file is more than 10 bytes; a spec may be at most 10"):
+        read_bounded(Path("/proc/self/maps"), limit=10)

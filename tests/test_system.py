@@ -108,3 +108,73 @@ def test_builders_document_their_parameters():
     assert linear_system(4).param_shapes == {"A": (4, 4)}
     with pytest.raises(InvalidModelError, match="unknown activation 'relu'"):
         neural_ode(2, activation="relu")
+
+
+# -- names a reader can trust, sizes bounded before any work (issue 14) ----------------------
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        (["x", "\uff58"], "state[1]: 'ｘ' and state[0] 'x' are the same name to Python (NFKC normalisation)"),
+        (["x", "\U0001d465"], "are the same name to Python"),  # mathematical italic x
+        (["\u0445"], "state[0]: 'х' is written in Cyrillic letters that look like the Latin 'x'"),
+        (["x", "\u0445"], "state[1]: 'х' is written in Cyrillic letters that look like the Latin 'x'"),
+        (["k\u0430"], "mixes Cyrillic and Latin letters"),
+        (["\u039f"], "Greek letters that look like the Latin 'O'"),
+    ],
+)
+def test_names_that_read_or_look_alike_are_refused(state, message):
+    with pytest.raises(InvalidModelError) as info:
+        ODESystem.from_strings(state, [], "t", ["0"] * len(state))
+    assert message in str(info.value)
+    symbols = [sp.Symbol(s) for s in state]  # the same rule for SymPy symbols
+    with pytest.raises(InvalidModelError):
+        ODESystem(symbols, [], sp.Symbol("t"), [0] * len(state))
+
+
+def test_names_of_one_script_are_fine_and_kept_in_normal_form():
+    sys_ = ODESystem.from_strings(["ρ", "скорость", "\uff4d"], ["β"], "t", ["-β*ρ", "ρ", "m"])
+    assert sys_.state_names == ("ρ", "скорость", "m")  # the full-width m is Python's m
+    assert str(sys_.rhs[2]) == "m"
+
+
+def test_control_and_bidi_characters_are_escaped_in_messages():
+    with pytest.raises(InvalidModelError) as info:
+        ODESystem.from_strings(["x\u202e"], [], "t", ["0"])
+    assert "\\u202e" in str(info.value) and "\u202e" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("limit", "build", "message"),
+    [
+        ({"max_states": 3}, lambda: linear_system(4), "state: 4 state variables, more than the max_states limit of 3"),
+        ({"max_params": 3}, lotka_volterra, "params: 4 parameters, more than the max_params limit of 3"),
+        (
+            {"max_params": 10},
+            lambda: ODESystem.from_strings(["x"], {"W": (4, 4)}, "t", ["-W[0, 0]*x"]),
+            "params: 16 parameters, 16 of them matrix entries, each differentiated alone",
+        ),
+        (
+            {"max_matrix_entries": 100},
+            lambda: ODESystem([sp.Symbol("x")], [sp.MatrixSymbol("W", 10**6, 10**6)], sp.Symbol("t"), [0]),
+            "the matrix parameters have 1000000000000 entries, more than the max_matrix_entries limit",
+        ),
+        (
+            {"max_derivative_work": 10},
+            lotka_volterra,
+            "more than the max_derivative_work limit of 10",
+        ),
+    ],
+)
+def test_size_limits_refuse_before_any_work_and_say_how_to_raise(limit, build, message):
+    from adjoint_sym import limits
+
+    with limits(**limit), pytest.raises(InvalidModelError) as info:
+        build()
+    assert message in str(info.value)
+    assert f"adjoint_sym.limits({next(iter(limit))}=...)" in str(info.value)
+
+
+def test_a_huge_matrix_parameter_is_refused_by_default_in_an_instant():
+    """A (10**6, 10**6) matrix parameter through the API ran out of memory flattening it."""
+    with pytest.raises(InvalidModelError, match="max_matrix_entries limit of 1000000"):
+        ODESystem([sp.Symbol("x")], [sp.MatrixSymbol("W", 10**6, 10**6)], sp.Symbol("t"), [0])

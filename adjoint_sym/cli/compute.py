@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import SolverFailedError
+from ..symbolic.names import escape
 from .common import (
     EXIT_CODES,
     EXIT_INCONCLUSIVE,
@@ -46,7 +47,8 @@ def cmd_gradient(args: argparse.Namespace, progress: Progress) -> int:
     if args.json:
         print(json.dumps(g.as_dict(), allow_nan=False))
         return EXIT_OK
-    print(f"{spec.name}: method {g.method}, solver {settings.method}, rtol {settings.rtol:g}, atol {settings.atol:g}")
+    label = escape(spec.name)  # user text on a terminal: control characters escaped
+    print(f"{label}: method {g.method}, solver {settings.method}, rtol {settings.rtol:g}, atol {settings.atol:g}")
     print(f"L = {float(g.loss):.15g}")
     quantities = g.quantities(spec.system.state_names)
     width = max(len(k) for k in quantities)

@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 
 from ..symbolic.loss_terms import LossTerms, loss_terms
+from ..symbolic.names import escape
 from ..symbolic.text import derivation_text, expression_text
-from .common import EXIT_CODES, EXIT_OK, Progress, formatter
+from .common import EXIT_CODES, EXIT_OK, Progress, formatter, limit_overrides
 from .spec import Spec, load_spec
 
 
 def derive_text(spec: Spec, form: str = "vjp") -> str:
     """The derivation of a spec's gradient as plain text (no LaTeX)."""
     adj = spec.system.adjoint(form=form)
-    return derivation_text(adj, _terms(spec), title=spec.name or "system")
+    return derivation_text(adj, _terms(spec), title=escape(spec.name) or "system")  # user text on a terminal: escaped
 
 
 def _terms(spec: Spec) -> LossTerms:
@@ -44,7 +45,7 @@ def describe_loss(spec: Spec) -> str:
 
 def cmd_derive(args: argparse.Namespace, progress: Progress) -> int:
     progress.step(f"reading and validating {args.spec}")
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, limit_overrides=limit_overrides(args))
     progress.step("deriving the adjoint")
     if args.order == 2:  # the second-order adjoint lives with the hvp command
         from .hvp import print_second_order

@@ -24,8 +24,14 @@ the initial value, the time span, the loss and, optionally, the solver::
     method = "DOP853"
     rtol = 1e-10
     atol = 1e-12
+    [limits]                         # optional: raise (or lower) a budget of adjoint_sym.limits
+    max_steps = 1_000_000            # steps per solve; also time_limit (s), max_states, max_params,
+                                     # max_matrix_entries, max_observations, max_loss_expressions,
+                                     # max_expression_size
 
-JSON carries the same fields in one object.  Expressions go through the whitelist parser
+JSON carries the same fields in one object.  A spec is read only from a regular file, at
+most :data:`MAX_SPEC_BYTES` of it (a device or a FIFO is refused, not read); a UTF-8
+byte-order mark is accepted.  Expressions go through the whitelist parser
 (:mod:`adjoint_sym.symbolic.parse`): nothing in a spec is ever passed to ``eval``.  Every problem is
 reported as :class:`~adjoint_sym.errors.InvalidModelError` whose message starts with the
 field at fault, e.g. ``rhs[1]: unknown symbol 'z'`` or ``h0[0]: expected a finite number,
@@ -36,18 +42,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
+from .._limits import LIMIT_NAMES, Limits, limits
 from ..errors import InvalidModelError
 from ..numeric.loss import FinalLoss, ObservationLoss
 from ..numeric.problem import Problem
 from ..numeric.solve import SOLVERS
+from ..symbolic.names import did_you_mean, shown, shown_value
 from ..symbolic.system import ODESystem
 
 #: Spec files larger than this are refused before parsing (a spec is a few hundred bytes).
@@ -58,7 +68,7 @@ DEFAULT_SOLVER = "DOP853"
 DEFAULT_RTOL = 1e-8
 DEFAULT_ATOL = 1e-10
 
-TOP_LEVEL_FIELDS = ("name", "state", "time", "rhs", "params", "h0", "t0", "t1", "loss", "solver", "claim")
+TOP_LEVEL_FIELDS = ("name", "state", "time", "rhs", "params", "h0", "t0", "t1", "loss", "solver", "claim", "limits")
 REQUIRED_FIELDS = ("state", "rhs", "h0", "t1", "loss")
 LOSS_KINDS = ("final", "observations")
 _LOSS_FIELDS = {"final": ("kind", "expr"), "observations": ("kind", "times", "targets", "expr")}
@@ -96,18 +106,23 @@ class Spec:
     name: str
     source: str
     claim: dict | None = None
+    #: The ``[limits]`` table (merged with any overrides given to the loader), for
+    #: ``adjoint_sym.limits(**spec.limits)`` around the work on this problem.
+    limits: dict = field(default_factory=dict)
 
     @property
     def system(self) -> ODESystem:
         return self.problem.system
 
 
-def load_spec(path: str | Path) -> Spec:
+def load_spec(path: str | Path, *, limit_overrides: Mapping[str, object] | None = None) -> Spec:
     """Read and validate a spec file (``.toml`` or ``.json``; other names are tried as both).
 
     Parameters
     ----------
     path : str or pathlib.Path
+    limit_overrides : mapping, optional
+        Limits that win over the spec's ``[limits]`` table (the command line's flags).
 
     Returns
     -------
@@ -132,19 +147,39 @@ def load_spec(path: str | Path) -> Spec:
     ('decay', {'k': 0.5})
     """
     path = Path(path)
+    raw = read_bounded(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise InvalidModelError(f"{path}: file is {size} bytes; a spec may be at most {MAX_SPEC_BYTES}")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InvalidModelError(f"cannot read spec file {str(path)!r}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # -sig: a byte-order mark (Windows editors) is no error
     except UnicodeDecodeError:
         raise InvalidModelError(f"{path}: not a text file (not UTF-8); a spec is TOML or JSON") from None
     data = parse_text(text, fmt=_format_of(path), source=str(path))
-    return spec_from_dict(data, name=path.stem, source=str(path))
+    return spec_from_dict(data, name=path.stem, source=str(path), limit_overrides=limit_overrides)
+
+
+def read_bounded(path: Path, limit: int = MAX_SPEC_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; anything else is refused unread.
+
+    A device (``/dev/zero``) reports size 0 and never ends; opening a FIFO without a writer
+    blocks: both are refused from ``stat`` alone, and the read itself stops after ``limit``
+    bytes, in case the file grows meanwhile.
+    """
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, FIFO or socket)"
+            raise InvalidModelError(
+                f"cannot read spec file {shown(str(path))}: it is {kind}; give a .toml or .json file"
+            )
+        if info.st_size > limit:
+            raise InvalidModelError(f"{path}: file is {info.st_size} bytes; a spec may be at most {limit}")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as exc:
+        raise InvalidModelError(f"cannot read spec file {shown(str(path))}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise InvalidModelError(f"{path}: file is more than {limit} bytes; a spec may be at most {limit}")
+    return raw
 
 
 def _format_of(path: Path) -> str | None:
@@ -168,6 +203,7 @@ def parse_text(text: str, fmt: str | None = None, source: str = "<spec>") -> dic
     if fmt is None:
         fmt = "json" if text.lstrip().startswith("{") else "toml"
         guessed = " (format guessed from the content; name the file .toml or .json)"
+    text = text.removeprefix("\ufeff")
     if fmt == "json":
         try:
             data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
@@ -179,6 +215,8 @@ def parse_text(text: str, fmt: str | None = None, source: str = "<spec>") -> dic
             ) from None
         except RecursionError:
             raise InvalidModelError(f"{source}: not valid JSON: nested too deeply") from None
+        except ValueError as exc:  # an integer literal past Python's 4,300-digit limit
+            raise InvalidModelError(f"{source}: not valid JSON: {_number_error(exc)}") from None
         if not isinstance(data, dict):
             raise InvalidModelError(f"{source}: a JSON spec must be one object {{...}}, got {type(data).__name__}")
         return data
@@ -189,7 +227,14 @@ def parse_text(text: str, fmt: str | None = None, source: str = "<spec>") -> dic
             raise InvalidModelError(f"{source}: not valid TOML: {exc}{guessed}") from None
         except RecursionError:
             raise InvalidModelError(f"{source}: not valid TOML: nested too deeply") from None
+        except ValueError as exc:  # an integer literal past Python's 4,300-digit limit
+            raise InvalidModelError(f"{source}: not valid TOML: {_number_error(exc)}") from None
     raise InvalidModelError(f"unknown spec format {fmt!r}; use 'toml' or 'json'")
+
+
+def _number_error(exc: ValueError) -> str:
+    # The parsers' only ValueError past their own decode errors: Python's int() digit limit.
+    return "an integer literal has more than 4300 digits; a spec's numbers are floats (at most about 1.8e308)"
 
 
 class _DuplicateKey(Exception):
@@ -200,12 +245,14 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     out: dict = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKey(f"duplicate key {key!r} in a JSON object; give each field once")
+            raise _DuplicateKey(f"duplicate key {shown(key)} in a JSON object; give each field once")
         out[key] = value
     return out
 
 
-def spec_from_dict(data: Mapping, *, name: str = "", source: str = "<spec>") -> Spec:
+def spec_from_dict(
+    data: Mapping, *, name: str = "", source: str = "<spec>", limit_overrides: Mapping[str, object] | None = None
+) -> Spec:
     """Validate parsed spec data and build the problem.
 
     Parameters
@@ -216,6 +263,8 @@ def spec_from_dict(data: Mapping, *, name: str = "", source: str = "<spec>") -> 
         Fallback label when ``data`` has no ``name``.
     source : str
         Prefix of error messages (a file name).
+    limit_overrides : mapping, optional
+        Limits that win over the spec's ``[limits]`` table.
 
     Examples
     --------
@@ -225,7 +274,11 @@ def spec_from_dict(data: Mapping, *, name: str = "", source: str = "<spec>") -> 
     ODESystem(dx/dt = -k*x; params [k])
     """
     try:
-        return _build(data, name, source)
+        table = _limits_table(data.get("limits", {}) if isinstance(data, Mapping) else {})
+        merged = {**table, **(limit_overrides or {})}
+        with limits(**merged):  # the size limits apply while the problem is built
+            spec = _build(data, name, source)
+        return Spec(spec.problem, spec.solver, spec.name, spec.source, limits=merged)
     except InvalidModelError as exc:
         message = str(exc)
         if source != "<spec>" and not message.startswith(source):
@@ -237,12 +290,14 @@ def _build(data: Mapping, name: str, source: str) -> Spec:
     if not isinstance(data, Mapping):
         raise InvalidModelError(f"a spec must be a table/object of fields, got {type(data).__name__}")
     _check_keys(data, TOP_LEVEL_FIELDS, "")
-    for field in REQUIRED_FIELDS:
-        if field not in data:
-            raise InvalidModelError(f"missing field {field!r}; a spec needs {', '.join(REQUIRED_FIELDS)}")
+    for required in REQUIRED_FIELDS:
+        if required not in data:
+            raise InvalidModelError(f"missing field {required!r}; a spec needs {', '.join(REQUIRED_FIELDS)}")
     label = data.get("name", name)
     if not isinstance(label, str):
         raise InvalidModelError(f"name: expected a string, got {_show(label)}")
+    if any("\ud800" <= ch <= "\udfff" for ch in label):
+        raise InvalidModelError(f"name: {shown(label)} holds a lone surrogate, which is not valid Unicode text")
     state = _string_list(data["state"], "state")
     time = data.get("time", "t")
     if not isinstance(time, str):
@@ -281,15 +336,30 @@ def _build(data: Mapping, name: str, source: str) -> Spec:
 def _check_keys(table: Mapping, allowed: tuple[str, ...], prefix: str) -> None:
     for key in table:
         if key not in allowed:
-            where = f"{prefix}.{key}" if prefix else str(key)
-            raise InvalidModelError(f"{where}: unknown field; known fields here are {', '.join(allowed)}")
+            # Echo the key escaped and cut short: it may be a megabyte long or hold control characters.
+            name = shown(key, limit=40)[1:-1] if len(str(key)) <= 40 else shown(key, limit=40)
+            where = f"{prefix}.{name}" if prefix else name
+            hint = did_you_mean(str(key), allowed) if len(str(key)) <= 40 else ""
+            raise InvalidModelError(f"{where}: unknown field{hint}; known fields here are {', '.join(allowed)}")
+
+
+def _limits_table(value: object) -> dict:
+    """The ``[limits]`` table: known names, positive numbers (``time_limit`` in seconds)."""
+    if not isinstance(value, Mapping):
+        raise InvalidModelError(f"limits: expected a table of name = value, got {_show(value)}")
+    _check_keys(value, LIMIT_NAMES, "limits")
+    out = {}
+    for key, item in value.items():
+        try:
+            Limits(**{key: item})
+        except InvalidModelError as exc:
+            raise InvalidModelError(f"limits.{key}: {str(exc).removeprefix(f'limit {key} ')}") from None
+        out[key] = item
+    return out
 
 
 def _show(value: object) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
+    return f"{type(value).__name__} {shown_value(value)}"
 
 
 def _string_list(value: object, where: str) -> list[str]:

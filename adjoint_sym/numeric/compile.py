@@ -107,7 +107,32 @@ class _Printer(SciPyPrinter):
         return f"{self._print(parent)}[{int(i)}, {int(j)}]"
 
     def _print_Float(self, expr: sp.Float) -> str:
-        return repr(float(expr))
+        value = float(expr)
+        if not np.isfinite(value):  # symbolic/validate.py refuses these first; never print 'inf'
+            raise UnsupportedExpressionError(f"the constant {value} cannot be evaluated in float64")
+        return repr(value)
+
+    # The non-smooth functions of symbolic/validate.py, written so that they also take the
+    # complex-step reference's complex input: the sign of the real part, and |u| as
+    # u*sign(re u), whose imaginary part carries the derivative (the modulus would lose it).
+    def _print_sign(self, expr: sp.Basic) -> str:
+        return f"numpy.sign(numpy.real({self._print(expr.args[0])}))"
+
+    def _print_Abs(self, expr: sp.Basic) -> str:
+        u = self._print(expr.args[0])
+        return f"(({u})*numpy.sign(numpy.real({u})))"
+
+    def _print_Max(self, expr: sp.Basic) -> str:
+        return self._fold("numpy.maximum", expr.args)
+
+    def _print_Min(self, expr: sp.Basic) -> str:
+        return self._fold("numpy.minimum", expr.args)
+
+    def _fold(self, function: str, args: tuple) -> str:
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"{function}({out}, {self._print(a)})"
+        return out
 
     def _print_MatMul(self, expr: sp.MatMul) -> str:
         coeff, mats = expr.as_coeff_matrices()

@@ -18,16 +18,45 @@ names; an expression may use parameters (their explicit derivative is added to
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
 
+from .._limits import current_limits, how_to_raise
 from ..errors import InvalidModelError
+from ..symbolic.names import shown, shown_value
 from ..symbolic.parse import parse_expression
 from ..symbolic.system import ODESystem
+from ..symbolic.validate import canonical
+
+
+def real_array(value: object, where: str) -> np.ndarray:
+    """A float array of real numbers only: text ('1.0'), booleans and complex values are refused,
+    not converted, and so is an integer beyond the float range.
+
+    Examples
+    --------
+    >>> real_array([1, 2.5], "h0")
+    array([1. , 2.5])
+    """
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nesting
+        raw = None
+    reals = raw is not None and raw.dtype.kind == "O"
+    if reals and all(isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_) for x in raw.flat):
+        try:
+            return raw.astype(float)
+        except OverflowError:
+            raise InvalidModelError(f"{where}: a number is beyond the float range (about 1.8e308)") from None
+    if raw is None or (raw.dtype.kind not in "iuf" and raw.size):
+        raise InvalidModelError(f"{where} must hold real numbers only, got {shown_value(value)}")
+    return raw.astype(float)
 
 
 class Loss(ABC):
@@ -39,18 +68,22 @@ class Loss(ABC):
 
 
 def _expression(expr: str | sp.Expr, system: ODESystem, where: str) -> sp.Expr:
+    # The loss shares the expression budget with the right-hand side it reads.
+    budget = max(1, current_limits().max_expression_size - getattr(system, "expression_size", 0))
     if isinstance(expr, str):
-        return parse_expression(expr, system.symbol_table(), where=where)
+        return parse_expression(expr, system.symbol_table(), where=where, budget=budget)
     try:
         value = sp.sympify(expr, strict=True)
     except sp.SympifyError:
-        raise InvalidModelError(f"{where}: {expr!r} is neither text nor a SymPy expression") from None
+        raise InvalidModelError(f"{where}: {shown_value(expr)} is neither text nor a SymPy expression") from None
+    if isinstance(value, sp.MatrixBase | sp.MatrixExpr) and not isinstance(value, MatrixElement):
+        raise InvalidModelError(f"{where}: the loss is a matrix; it must be a scalar expression")
     allowed = set(system.symbol_table().values())
     for s in value.free_symbols:
-        base = s.args[0] if isinstance(s, sp.matrices.expressions.matexpr.MatrixElement) else s
+        base = s.args[0] if isinstance(s, MatrixElement) else s
         if base not in allowed:
-            raise InvalidModelError(f"{where}: unknown symbol {str(base)!r}")
-    return value
+            raise InvalidModelError(f"{where}: unknown symbol {shown(str(base))}")
+    return canonical(value, where, budget=budget)[0]
 
 
 @dataclass(frozen=True)
@@ -91,7 +124,9 @@ class ObservationLoss(Loss):
     expr: object = None
 
     def __init__(self, times: Sequence[float], targets=None, expr=None) -> None:
-        times_arr = np.asarray(times, dtype=float)
+        if isinstance(times, Sequence | np.ndarray) and not isinstance(times, str):
+            check_observations(len(times))
+        times_arr = real_array(times, "loss.times")
         if times_arr.ndim != 1 or times_arr.size == 0:
             raise InvalidModelError(f"loss.times must be a non-empty list of numbers, got {times!r}")
         if not np.all(np.isfinite(times_arr)):
@@ -99,7 +134,7 @@ class ObservationLoss(Loss):
         if (targets is None) == (expr is None):
             raise InvalidModelError("ObservationLoss needs exactly one of targets= or expr=")
         if targets is not None:
-            targets = np.asarray(targets, dtype=float)
+            targets = real_array(targets, "loss.targets")
             if targets.ndim != 2 or targets.shape[0] != times_arr.size:
                 raise InvalidModelError(
                     f"loss.targets must have one row per time ({times_arr.size} rows), got shape {targets.shape}"
@@ -130,7 +165,33 @@ class ObservationLoss(Loss):
         exprs = list(exprs)
         if len(exprs) != n_times:
             raise InvalidModelError(f"loss.expr has {len(exprs)} expressions for {n_times} observation times")
+        _check_distinct(exprs)
         return [_expression(e, system, f"loss.expr[{i}]") for i, e in enumerate(exprs)]
+
+
+def _check_distinct(exprs: list) -> None:
+    """Each distinct per-time expression is compiled on its own: bound their number first."""
+    limit = current_limits().max_loss_expressions
+    try:
+        distinct = len(set(exprs))
+    except TypeError:  # unhashable entries are refused one by one by _expression
+        distinct = len(exprs)
+    if distinct > limit:
+        raise InvalidModelError(
+            f"loss.expr: {distinct} different expressions, more than the max_loss_expressions limit of {limit} "
+            f"(each is compiled on its own; one expression in the time t, or targets, cost one); "
+            + how_to_raise("max_loss_expressions")
+        )
+
+
+def check_observations(count: int, where: str = "loss.times") -> None:
+    """Refuse more observation times than the ``max_observations`` limit."""
+    limit = current_limits().max_observations
+    if count > limit:
+        raise InvalidModelError(
+            f"{where}: {count} observation times, more than the max_observations limit of {limit}; "
+            + how_to_raise("max_observations")
+        )
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ Semantics of the time derivatives (the same for every method):
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -20,11 +21,13 @@ from functools import cached_property, lru_cache
 import numpy as np
 import sympy as sp
 
-from ..errors import InvalidModelError
+from ..errors import InvalidModelError, SolverFailedError
+from ..symbolic.names import did_you_mean, normal, shown, shown_value
 from ..symbolic.system import ODESystem
 from .compile import Argument, Kernel, compile_kernel, scalar_argument
+from .diagnose import short
 from .kernels import CompiledSystem, compiled
-from .loss import CallableLoss, FinalLoss, Loss, ObservationLoss
+from .loss import CallableLoss, FinalLoss, Loss, ObservationLoss, check_observations, real_array
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class Problem:
         theta = flatten_params(system, params)
         t0_f, t1_f = _finite_scalar(t0, "t0"), _finite_scalar(t1, "t1")
         times = loss.observation_times(t1_f)
+        check_observations(len(times))
         _check_times(times, t0_f, t1_f)
         for name, value in (("system", system), ("h0", h0_arr), ("theta", theta), ("t0", t0_f), ("t1", t1_f)):
             object.__setattr__(self, name, value)
@@ -144,7 +148,13 @@ class Problem:
         d_theta = np.zeros(p, dtype=dtype)
         d_times = np.zeros(len(times), dtype=dtype)
         for i, kernel in enumerate(self._loss_kernels):
-            out = kernel(times[i], states[i], theta)
+            try:
+                with np.errstate(all="ignore"):
+                    out = kernel(times[i], states[i], theta)
+            except (ZeroDivisionError, OverflowError) as exc:
+                raise _loss_not_finite(times[i], states[i], f"{type(exc).__name__}: {exc}") from None
+            if not np.all(np.isfinite(out)):
+                raise _loss_not_finite(times[i], states[i], f"L = {out[0]}, dL/dh = {out[1 : 1 + n]}")
             value = value + out[0]
             d_states[i] = out[1 : 1 + n]
             d_theta += out[1 + n : 1 + n + p]
@@ -191,6 +201,16 @@ class Problem:
         if isinstance(self.loss, CallableLoss):
             return _call_user(self.loss.value, states, theta)
         return sum(self.loss_term(i, times[i], states[i], theta) for i in range(len(times)))
+
+
+def _loss_not_finite(t: float, state: np.ndarray, detail: str) -> SolverFailedError:
+    return SolverFailedError(
+        f"the loss or its derivative is not finite at t = {complex(t).real:.6g} (state {short(np.real(state))}): "
+        f"{detail}; the loss expression leaves its domain at the state the solve reached (log or sqrt of a "
+        "negative value, a division by zero): change the loss, or the time span",
+        t=float(np.real(t)),
+        state=np.real(state).copy(),
+    )
 
 
 def _squared_errors(loss: Loss) -> np.ndarray | None:
@@ -253,20 +273,24 @@ def callable_loss_gradient(loss: CallableLoss, states, theta, system: ODESystem)
 
 
 def _finite_scalar(value, name: str) -> float:
+    """A real number as the spec loader takes one: text such as '0' and booleans are refused."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise InvalidModelError(f"{name} must be a number, got {type(value).__name__} {shown_value(value)}")
     try:
         out = float(value)
-    except (TypeError, ValueError):
-        raise InvalidModelError(f"{name} must be a number, got {value!r}") from None
+    except OverflowError:
+        raise InvalidModelError(f"{name} is beyond the float range (about 1.8e308)") from None
     if not np.isfinite(out):
         raise InvalidModelError(f"{name} must be finite, got {out}")
     return out
 
 
 def _finite_vector(value, name: str, n: int) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise InvalidModelError(f"{name} must be a list of {n} numbers, got {value!r}") from None
+    if isinstance(value, str | bytes):
+        raise InvalidModelError(f"{name} must be a list of {n} numbers, got {shown_value(value)}")
+    arr = real_array(value, name)
     if arr.shape != (n,):
         raise InvalidModelError(f"{name} must have shape ({n},), got shape {arr.shape}")
     bad = np.flatnonzero(~np.isfinite(arr))
@@ -290,10 +314,14 @@ def flatten_params(system: ODESystem, params) -> np.ndarray:
     """Parameter values, by name or flat, as the flat vector ``theta`` (validated)."""
     p = system.n_params
     if isinstance(params, Mapping):
+        if not all(isinstance(k, str) for k in params):
+            raise InvalidModelError(f"params: names must be strings, got {shown_value(list(params))}")
+        params = {normal(k): v for k, v in params.items()}  # as the names were declared (NFKC)
         unknown = sorted(set(params) - set(system.param_names))
         if unknown:
             raise InvalidModelError(
-                f"unknown parameter {unknown[0]!r}; the system's parameters are {list(system.param_names)}"
+                f"unknown parameter {shown(unknown[0])}{did_you_mean(unknown[0], system.param_names)}; "
+                f"the system's parameters are {list(system.param_names)}"
             )
         missing = [n for n in system.param_names if n not in params]
         if missing:
@@ -308,10 +336,9 @@ def flatten_params(system: ODESystem, params) -> np.ndarray:
 
 
 def _finite_block(value, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise InvalidModelError(f"params[{name!r}] must be numeric, got {value!r}") from None
+    if isinstance(value, str | bytes):
+        raise InvalidModelError(f"params[{name!r}] must be numeric, got {shown_value(value)}")
+    arr = real_array(value, f"params[{name!r}]")
     if arr.shape != shape and not (shape and arr.size == int(np.prod(shape)) and arr.ndim == 1):
         raise InvalidModelError(f"params[{name!r}] must have shape {shape}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):

@@ -31,6 +31,7 @@ from sympy.printing.latex import LatexPrinter
 
 from .document import Section, Style, abbreviation_latex, abbreviations, composed, sections
 from .loss_terms import loss_terms
+from .names import markdown_text
 from .notation import Name, Notation
 
 ENVIRONMENTS = ("align", "align*", "aligned")
@@ -185,7 +186,8 @@ def adjoint_markdown(adj, *, loss: object = None, level: int = 3) -> str:
     hashes = "#" * level
     out = []
     for part in derivation_sections(adj, loss):
-        out += [f"{hashes} {part.title}", "$$\n" + _wrap(list(part.lines), "aligned") + "\n$$"]
+        # Titles carry user text (the system's name): literal Markdown, never HTML.
+        out += [f"{hashes} {markdown_text(part.title)}", "$$\n" + _wrap(list(part.lines), "aligned") + "\n$$"]
     return "\n\n".join(out) + "\n"
 
 

@@ -21,11 +21,15 @@ from functools import cached_property
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
+from .._limits import current_limits
 from ..errors import InvalidModelError
 from .augmented import Adjoint, AugmentedSystem
 from .matrix_calculus import vjp as _matrix_vjp
-from .parse import CONSTANTS, FUNCTIONS, parse_expression
+from .names import check_names, normal, shown
+from .parse import CONSTANTS, FUNCTIONS, parse_counted
+from .size import check_derivative_work, check_size
 from .trace import trace
+from .validate import canonical
 
 Param = sp.Symbol | sp.MatrixSymbol
 
@@ -75,12 +79,18 @@ class ODESystem:
         params_t = _normalize_params(params)
         if not isinstance(t, sp.Symbol):
             raise InvalidModelError(f"time must be a sympy Symbol, got {t!r}")
-        rhs_m = _normalize_rhs(rhs, state_t)
+        matrix_level = isinstance(state_t[0], sp.MatrixSymbol)
+        shapes = [_shape_of(p) for p in params_t]
+        check_size(_state_width(state_t), shapes, matrix_level)
+        rhs_m, size = _canonical_rhs(_normalize_rhs(rhs, state_t))
+        check_derivative_work(size, len(state_t), shapes, matrix_level)
         object.__setattr__(self, "state", state_t)
         object.__setattr__(self, "params", params_t)
         object.__setattr__(self, "t", t)
         object.__setattr__(self, "rhs", rhs_m)
         object.__setattr__(self, "name", str(name))
+        #: Nodes of the right-hand side's expression trees; a loss may use the rest of the budget.
+        object.__setattr__(self, "expression_size", size)
         _check_names(self)
         _check_free_symbols(self)
 
@@ -118,21 +128,21 @@ class ODESystem:
         state = _check_name_list(state, "state")
         if isinstance(params, Mapping):
             names = _check_name_list(list(params), "params")
-            shapes = dict(params)
+            shapes = {normal(k): v for k, v in params.items()}
         else:
             names = _check_name_list(params, "params")
             shapes = {}
         time = _check_name_list([time], "time")[0]
-        symbols: dict[str, sp.Basic] = {s: sp.Symbol(s, real=True) for s in state}
+        check_names(_declared(state, names, time))  # before normalising: 'x' and 'ｘ' are refused
+        state, names, time = [normal(s) for s in state], [normal(p) for p in names], normal(time)
         _check_time_name(time, state, names)
         _check_unique(state + names)
+        dims = {p: None if shapes.get(p) in (None, ()) else _shape(shapes[p], f"params[{p!r}]") for p in names}
+        check_size(len(state), list(dims.values()), matrix_level=False)  # before any parsing
+        symbols: dict[str, sp.Basic] = {s: sp.Symbol(s, real=True) for s in state}
         param_syms = []
         for p in names:
-            shape = shapes.get(p)
-            if shape in (None, ()):
-                sym = sp.Symbol(p, real=True)
-            else:
-                sym = sp.MatrixSymbol(p, *_shape(shape, f"params[{p!r}]"))
+            sym = sp.Symbol(p, real=True) if dims[p] is None else sp.MatrixSymbol(p, *dims[p])
             param_syms.append(sym)
             symbols[p] = sym
         symbols[time] = sp.Symbol(time, real=True)
@@ -143,7 +153,11 @@ class ODESystem:
                 f"rhs has {len(rhs)} expressions but the state has {len(state)} names; "
                 "give one right-hand side per state"
             )
-        exprs = [parse_expression(text, symbols, where=f"rhs[{i}]") for i, text in enumerate(rhs)]
+        exprs, left = [], current_limits().max_expression_size
+        for i, text in enumerate(rhs):  # the budget is shared: refuse before parsing the rest
+            expr, size = parse_counted(text, symbols, where=f"rhs[{i}]", budget=left)
+            exprs.append(expr)
+            left -= size
         return cls(
             state=[symbols[s] for s in state],
             params=param_syms,
@@ -398,25 +412,56 @@ def _check_name_list(names: object, what: str) -> list[str]:
     names = list(names)
     if what == "state" and not names:
         raise InvalidModelError("state is empty; declare at least one state variable")
+    out = []
     for i, n in enumerate(names):
-        if not isinstance(n, str) or not n.isidentifier() or keyword.iskeyword(n):
+        if not isinstance(n, str) or not n.isidentifier() or keyword.iskeyword(normal(n)):
             raise InvalidModelError(
-                f"{what}[{i}]: {n!r} is not a valid name; use letters, digits and '_' "
-                "(Python keywords such as 'lambda' need a trailing '_': 'lambda_')"
+                f"{what}[{i}]: {shown(n) if isinstance(n, str) else repr(n)} is not a valid name; use letters, "
+                "digits and '_' (Python keywords such as 'lambda' need a trailing '_': 'lambda_')"
             )
         if n.startswith("__"):
-            raise InvalidModelError(f"{what}[{i}]: dunder name {n!r} is not allowed")
-        if n in FUNCTIONS or n in CONSTANTS:
-            raise InvalidModelError(f"{what}[{i}]: {n!r} is the name of a built-in function or constant; rename it")
-    return names
+            raise InvalidModelError(f"{what}[{i}]: dunder name {shown(n)} is not allowed")
+        if normal(n) in FUNCTIONS or normal(n) in CONSTANTS:
+            raise InvalidModelError(
+                f"{what}[{i}]: {shown(n)} is the name of a built-in function or constant; rename it"
+            )
+        out.append(n)
+    return out
 
 
 def _check_unique(names: Sequence[str]) -> None:
     seen: set[str] = set()
     for n in names:
         if n in seen:
-            raise InvalidModelError(f"duplicate name {n!r}: state, parameter and time names must differ")
+            raise InvalidModelError(f"duplicate name {shown(n)}: state, parameter and time names must differ")
         seen.add(n)
+
+
+def _declared(state: Sequence[str], params: Sequence[str], time: str) -> list[tuple[str, str]]:
+    named = [(f"state[{i}]", s) for i, s in enumerate(state)]
+    return named + [(f"params[{i}]", p) for i, p in enumerate(params)] + [("time", time)]
+
+
+def _state_width(state: tuple) -> int:
+    return int(state[0].shape[0]) if isinstance(state[0], sp.MatrixSymbol) else len(state)
+
+
+def _shape_of(p: Param) -> tuple[int, int] | None:
+    return (int(p.shape[0]), int(p.shape[1])) if isinstance(p, sp.MatrixSymbol) else None
+
+
+def _canonical_rhs(rhs: sp.Basic) -> tuple[sp.Basic, int]:
+    """The right-hand side through :func:`~adjoint_sym.symbolic.validate.canonical`, and its size."""
+    left = current_limits().max_expression_size
+    if not isinstance(rhs, sp.MatrixBase):
+        out, size = canonical(rhs, "rhs", budget=left)
+        return out, size
+    entries, total = [], 0
+    for i, entry in enumerate(rhs):
+        out, size = canonical(entry, f"rhs[{i}]", budget=left - total)
+        entries.append(out)
+        total += size
+    return sp.ImmutableMatrix(rhs.rows, rhs.cols, entries), total
 
 
 def _normalize_state(state: object) -> tuple:
@@ -482,6 +527,7 @@ def _check_names(system: ODESystem) -> None:
     state = [s.name for s in system.state]
     _check_time_name(system.t.name, state, list(system.param_names))
     _check_unique(state + list(system.param_names))
+    check_names(_declared(state, list(system.param_names), system.t.name))
 
 
 def _check_time_name(time: str, state: Sequence[str], params: Sequence[str]) -> None:
@@ -497,7 +543,9 @@ def _check_free_symbols(system: ODESystem) -> None:
         for s in entry.free_symbols:
             base = s.args[0] if isinstance(s, MatrixElement) else s
             if base not in allowed:
-                raise InvalidModelError(f"rhs[{i}]: unknown symbol {str(base)!r}; declare it as a state or parameter")
+                raise InvalidModelError(
+                    f"rhs[{i}]: unknown symbol {shown(str(base))}; declare it as a state or parameter"
+                )
 
 
 def _entries(rhs: sp.Basic) -> list[sp.Basic]:

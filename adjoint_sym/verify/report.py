@@ -240,6 +240,7 @@ class Report:
 
     def markdown(self) -> str:
         head, body = self._cells()
+        head, body = [_md(c) for c in head], [[_md(c) for c in r] for r in body]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r).replace(" FAIL", " **FAIL**") + " |" for r in body]
         return "\n".join([f"**{self._summary()}**", "", *lines, *self._explanations()]) + "\n"
@@ -247,8 +248,7 @@ class Report:
     def latex(self) -> str:
         head, body = self._cells()
 
-        def esc(s: str) -> str:
-            return s.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+        esc = _latex
 
         lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\hline"]
         lines.append(" & ".join(esc(h) for h in head) + r" \\ \hline")
@@ -328,6 +328,34 @@ class Report:
 
 def _finite(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
+
+
+# -- escaping user text (state and parameter names) -------------------------------------
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+}
+
+
+def _latex(text: str) -> str:
+    """Text as literal LaTeX: every special character escaped, control characters dropped."""
+    return "".join(_LATEX.get(ch, ch) for ch in text if ch.isprintable())
+
+
+def _md(text: str) -> str:
+    """A table cell as literal Markdown: HTML and the cell separator escaped."""
+    text = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 __all__ = ["AGREEMENT", "VERDICTS", "Failure", "Inconclusive", "Report"]
