@@ -13,7 +13,7 @@ HOSTILE = "x_1 <script>&|$#{}^~\\%\x1b\u202e"
 def _report(quantity: str) -> Report:
     values = {"forward": {quantity: 1.0}, "adjoint": {quantity: 1.0}}
     return Report(
-        ok=True,
+        verdict="ok",
         reference="forward",
         methods=("forward", "adjoint"),
         quantities=(quantity,),

@@ -42,7 +42,7 @@ def test_no_progress_off_a_terminal_or_when_quiet():
 def test_report_shows_its_steps_and_each_method(tmp_path: Path):
     stream = Terminal()
     args = argparse.Namespace(spec=str(EXAMPLES / "exponential_decay.json"), output=str(tmp_path), solver=None,
-                              rtol=None, atol=None)  # fmt: skip
+                              rtol=None, atol=None, force=False)  # fmt: skip
     assert cmd_report(args, Progress(True, stream)) == 0
     text = stream.getvalue()
     for step in ("reading and validating", "deriving the adjoint", "comparing gradient methods", "  adjoint done in "):

@@ -149,3 +149,13 @@ def test_a_constant_that_cannot_be_evaluated_is_refused(monkeypatch):
     monkeypatch.setattr(sp.exp, "evalf", broken)
     with pytest.raises(UnsupportedExpressionError, match=r"rhs\[0\]: 'exp\(2\)' cannot be evaluated to a real number"):
         canonical(x * sp.exp(2), "rhs[0]")
+
+
+def test_the_library_max_and_min_evaluate_numbers_like_sympy():
+    """Regression: SymPy simplifies Max/Min by ``cls == Min``, so a subclass of Max once
+    evaluated Max(0.0, -0.1) as -0.1 (and a traced np.maximum of a network with it)."""
+    x = sp.Symbol("x", real=True)
+    assert float(validate.Max(0.0, -0.1)) == 0.0 and float(validate.Min(0.0, -0.1)) == -0.1
+    assert validate.Max(x, 0).subs(x, -2) == 0 and validate.Min(x, 1).subs(x, 3) == 1
+    assert validate.Max(1, 2, x) == validate.Max(2, x) and validate.Max(x, x) == x
+    assert type(validate.Max(x, 0)) is validate.Max  # the derivative stays the library's

@@ -19,7 +19,7 @@ from .spec import Spec, load_spec
 def derive_text(spec: Spec, form: str = "vjp") -> str:
     """The derivation of a spec's gradient as plain text (no LaTeX)."""
     adj = spec.system.adjoint(form=form)
-    return derivation_text(adj, _terms(spec), title=escape(spec.name) or "system")  # user text on a terminal: escaped
+    return derivation_text(adj, _terms(spec), title=spec.name or "system")
 
 
 def _terms(spec: Spec) -> LossTerms:
@@ -52,11 +52,12 @@ def cmd_derive(args: argparse.Namespace, progress: Progress) -> int:
 
         return print_second_order(spec.system, args)
     if args.latex:
-        print(spec.system.adjoint(form=args.form).latex(loss=_terms(spec)))
+        text = spec.system.adjoint(form=args.form).latex(loss=_terms(spec)) + "\n"
     elif args.markdown:
-        print(spec.system.adjoint(form=args.form).markdown(loss=_terms(spec)), end="")
+        text = spec.system.adjoint(form=args.form).markdown(loss=_terms(spec))
     else:
-        print(derive_text(spec, form=args.form), end="")
+        text = derive_text(spec, form=args.form)
+    print(escape(text), end="")  # user text (the label) reaches a terminal: control characters escaped
     return EXIT_OK
 
 

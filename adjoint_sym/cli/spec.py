@@ -40,6 +40,7 @@ got nan``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -278,7 +279,7 @@ def spec_from_dict(
         merged = {**table, **(limit_overrides or {})}
         with limits(**merged):  # the size limits apply while the problem is built
             spec = _build(data, name, source)
-        return Spec(spec.problem, spec.solver, spec.name, spec.source, limits=merged)
+        return dataclasses.replace(spec, limits=merged)
     except InvalidModelError as exc:
         message = str(exc)
         if source != "<spec>" and not message.startswith(source):

@@ -61,8 +61,26 @@ def _step(u: sp.Expr) -> sp.Expr:
     return (1 + sign(u)) / 2
 
 
+def _simplified_like(cls, plain_cls, args, assumptions):
+    """``cls(*args)`` with SymPy's own ``plain_cls`` doing the simplification.
+
+    SymPy's ``Max``/``Min`` simplify by comparing ``cls == Min`` (not ``issubclass``), so a
+    subclass of ``Max`` would be simplified as if it were ``Min``: ``Max(0.0, -0.1)`` gave
+    ``-0.1``.  The plain class simplifies; the subclass only carries the result's arguments.
+    """
+    plain = plain_cls(*args, **assumptions)
+    if not isinstance(plain, plain_cls):  # collapsed to one argument, or to a number
+        return plain
+    obj = sp.Expr.__new__(cls, *plain.args)
+    obj._argset = frozenset(plain.args)
+    return obj
+
+
 class Max(sp.Max):
     """``Max(a, b, ...)``: the derivative goes to the largest argument."""
+
+    def __new__(cls, *args, **assumptions):
+        return _simplified_like(cls, sp.Max, args, assumptions)
 
     def fdiff(self, argindex: int) -> sp.Expr:
         others = [a for i, a in enumerate(self.args) if i != argindex - 1]
@@ -71,6 +89,9 @@ class Max(sp.Max):
 
 class Min(sp.Min):
     """``Min(a, b, ...)``: the derivative goes to the smallest argument."""
+
+    def __new__(cls, *args, **assumptions):
+        return _simplified_like(cls, sp.Min, args, assumptions)
 
     def fdiff(self, argindex: int) -> sp.Expr:
         others = [a for i, a in enumerate(self.args) if i != argindex - 1]
