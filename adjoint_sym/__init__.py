@@ -14,7 +14,7 @@ from .errors import (
     SolverFailedError,
     UnsupportedExpressionError,
 )
-from .numeric.loss import CallableLoss, FinalLoss, Loss, ObservationLoss
+from .numeric.loss import CallableLoss, FinalLoss, IntegralLoss, Loss, ObservationLoss, SumLoss
 from .numeric.result import Gradient
 from .symbolic import Adjoint, AugmentedSystem, ODESystem, parse_expression
 
@@ -55,6 +55,7 @@ __all__ = [
     "Gradient",
     "GradientMismatchError",
     "HessianVectorProduct",
+    "IntegralLoss",
     "InvalidModelError",
     "Loss",
     "ODESystem",
@@ -64,6 +65,7 @@ __all__ = [
     "Report",
     "SecondOrderAdjoint",
     "SolverFailedError",
+    "SumLoss",
     "UnsupportedExpressionError",
     "__version__",
     "assert_gradients_agree",
