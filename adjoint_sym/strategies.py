@@ -7,6 +7,7 @@ from .testing.strategies import (
     ACTIVATIONS,
     final_losses,
     initial_states,
+    integral_losses,
     linear_systems,
     losses,
     neural_systems,
@@ -16,6 +17,7 @@ from .testing.strategies import (
     problems,
     register_profiles,
     run_property,
+    running_cost_losses,
     systems,
     time_spans,
 )
@@ -24,6 +26,7 @@ __all__ = [
     "ACTIVATIONS",
     "final_losses",
     "initial_states",
+    "integral_losses",
     "linear_systems",
     "losses",
     "neural_systems",
@@ -33,6 +36,7 @@ __all__ = [
     "problems",
     "register_profiles",
     "run_property",
+    "running_cost_losses",
     "systems",
     "time_spans",
 ]
