@@ -208,12 +208,12 @@ class IntegralLoss(Loss):
         return [sp.Integer(0)] * n_times
 
     def running_cost(self, system: ODESystem) -> sp.Expr:
-        return _scalar_integrand(_expression(self.expr, system, "loss.running"))
+        return _scalar_integrand(_expression(self.expr, system, "IntegralLoss.expr"))
 
 
 def _scalar_integrand(expr: sp.Basic) -> sp.Expr:
     if isinstance(expr, sp.MatrixBase | sp.MatrixExpr):
-        raise InvalidModelError(f"loss.running: the integrand must be a scalar expression, got a matrix {expr}")
+        raise InvalidModelError(f"IntegralLoss.expr: the integrand must be a scalar expression, got the matrix {expr}")
     return expr
 
 

@@ -11,15 +11,23 @@ gradient with the loss's explicit terms::
     dL/dh0 = a(t0),  dL/dtheta = a_theta(t0) + d ell/dtheta,  dL/dt0 = a_t(t0)
     dL/dt1 = d ell/dh . f + d ell/dt
 
-(Chen et al. 2018, eqs. 4-5, Algorithm 1 and appendix B).  A :class:`Style` says how one
-format writes the pieces; :mod:`.render` has the LaTeX style, :mod:`.text` the plain one.
+(Chen et al. 2018, eqs. 4-5, Algorithm 1 and appendix B).  A running cost
+``L = ... + int_{t0}^{t1} g dt`` prints its integrand, its partial derivatives (which the
+adjoint's rates subtract: the Hamiltonian is ``a . f + g``) and its terms in the time
+derivatives::
+
+    a_t(t1) = -(d ell/dh . f + g)(t1),   dL/dt0 = a_t(t0) = -a(t0) . f(h0, t0) - g(h0, t0)
+    dL/dt1 = d ell/dh . f + d ell/dt + g(h(t1), theta, t1)
+
+A :class:`Style` says how one format writes the pieces; :mod:`.render` has the LaTeX
+style, :mod:`.text` the plain one.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
@@ -117,6 +125,10 @@ class Style(ABC):
     def sym(self, e: sp.Basic) -> str:
         return self.expr(e)
 
+    def integral(self, body: str, lo: str, hi: str, var: str) -> str:
+        """``int_lo^hi body d var``."""
+        return f"int_{lo}^{hi} {body} d{var}"
+
 
 def abbreviations(adj) -> dict:
     """Names (``z``, or ``z_1, z_2, ...``) for the arguments of elementwise functions.
@@ -169,6 +181,20 @@ def shorten(e: sp.Basic, abbreviations: dict) -> sp.Basic:
     return e.xreplace(abbreviations)
 
 
+def with_running_cost(adj, terms):
+    """The adjoint and loss terms made to agree on the running cost.
+
+    A loss with a running cost is derived with the adjoint of its Hamiltonian ``a . f + g``
+    (the adjoint is re-derived when it was built without ``g``); an adjoint built with a
+    running cost lends it to a loss that does not name one.
+    """
+    if terms.running is not None and terms.running != adj.running_cost:
+        adj = type(adj).of(adj.system, form=adj.form, running_cost=terms.running)
+    elif terms.running is None and adj.running_cost is not None:
+        terms = replace(terms, running=adj.running_cost)
+    return adj, terms
+
+
 def sections(adj, terms: LossTerms, style: Style) -> list[Section]:
     """The derivation of ``adj``'s system under the loss ``terms``, in ``style``."""
     w = _Writer(adj, terms, style)
@@ -185,6 +211,21 @@ class _Writer:
         self.h, self.f, self.L, self.ell = s.name(n.state), s.name(n.rhs), s.name(n.loss), s.name(n.ell)
         self.theta = s.name(n.params)
         self.a, self.a_theta, self.a_t = s.name(n.adjoint), s.name(n.adjoint_params), s.name(n.adjoint_time)
+        self.g = s.name(n.cost)
+        self.running = terms.running is not None
+
+    def _g_at(self, t: str) -> str:
+        """``g(h(t), theta, t)``."""
+        s = self.s
+        return s.at(self.g, s.at(self.h, t), self.theta, t)
+
+    def _plus_integral(self) -> str:
+        """`` + int_{t0}^{t1} g(h(t), theta, t) dt`` (or the integral alone for a running cost alone)."""
+        if not self.running:
+            return ""
+        s = self.s
+        body = s.integral(self._g_at(self.t), self.t0, self.t1, self.t)
+        return body if self.terms.point_free else " + " + body
 
     # -- the model --------------------------------------------------------------------
     def dynamics(self) -> Section:
@@ -202,15 +243,17 @@ class _Writer:
 
     def loss(self) -> Section:
         s, terms = self.s, self.terms
+        cost = [s.eq(self.g, s.expr(terms.running))] if self.running else []
         if terms.final:
-            lines = [s.eq(self.L, s.at(self.ell, s.at(self.h, self.t1), self.theta, self.t1))]
+            point = "" if terms.point_free else s.at(self.ell, s.at(self.h, self.t1), self.theta, self.t1)
+            lines = [s.eq(self.L, point + self._plus_integral())]
             if terms.times:
                 lines[0] += s.sep + f"{self.t1} = {terms.times[-1]:g}"
-            if terms.form == "expression":
+            if terms.form == "expression" and not terms.point_free:
                 lines.append(s.eq(self.ell, s.expr(terms.exprs[0])))
-            return Section("Loss", tuple(lines))
+            return Section("Loss", tuple(lines + cost))
         ell_i = s.sub(self.ell, "i")
-        first = s.eq(self.L, s.sum_i(s.at(ell_i, s.at(self.h, self.ti), self.theta, self.ti)))
+        first = s.eq(self.L, s.sum_i(s.at(ell_i, s.at(self.h, self.ti), self.theta, self.ti)) + self._plus_integral())
         lines = [first + s.sep + self._times()]
         if terms.form == "squared errors":
             target = s.sub(s.name(self.n.target), "i")
@@ -219,7 +262,7 @@ class _Writer:
             lines.append(s.eq(ell_i, s.expr(terms.exprs[0])) + s.sep + s.words("at every ") + self.ti)
         elif terms.form == "per time" and len(terms.exprs) <= MAX_TIMES:
             lines += [s.eq(s.sub(self.ell, str(i + 1)), s.expr(e)) for i, e in enumerate(terms.exprs)]
-        return Section("Loss", tuple(lines))
+        return Section("Loss", tuple(lines + cost))
 
     def _times(self) -> str:
         s, times = self.s, self.terms.times
@@ -259,9 +302,37 @@ class _Writer:
                     lines.append(s.eq(s.ddt(s.entry(s.sym(symbol), i, j)), s.expr(r)))
             else:
                 lines.append(s.eq(s.ddt(s.sym(symbol)), s.expr(shorten(rhs, s.abbreviations))))
+        lines += self._cost_partials()
         ends = f"{self.n.end.plain} to {self.n.start.plain}"
         title = f"Augmented adjoint ({self.adj.form} form), integrated backward from {ends}"
         return Section(title, tuple(lines))
+
+    def _cost_partials(self) -> list[str]:
+        """Where the running cost enters the rates, and its partial derivatives when short enough to read."""
+        if not self.running:
+            return []
+        s, system, g = self.s, self.adj.system, self.terms.running
+        pieces = [s.partial(self.g, x) for x in (self.h, self.theta, self.t)]
+        lines = [
+            s.words("the rates are those of the Hamiltonian ")
+            + f"{self.a}{s.dot}{self.f} + {self.g}"
+            + s.sep
+            + s.words("each minus ")
+            + ", ".join(pieces)
+        ]
+        d_h = [g.diff(x) for x in system.flat_state]
+        if len(d_h) <= MAX_ENTRIES:
+            lines.append(s.eq(pieces[0], self._entries(d_h)))
+        d_theta = [g.diff(p) for p in system.flat_params]
+        if any(d != 0 for d in d_theta) and len(d_theta) <= MAX_ENTRIES:
+            lines.append(s.eq(pieces[1], self._entries(d_theta)))
+        if g.has(system.t):
+            lines.append(s.eq(pieces[2], s.expr(g.diff(system.t))))
+        return lines
+
+    def _entries(self, entries: list) -> str:
+        printed = [self.s.expr(e) for e in entries]
+        return printed[0] if len(printed) == 1 else self.s.column(printed)
 
     def _d_ell_dh(self, index: str | None) -> str:
         ell = self.ell if index is None else self.s.sub(self.ell, index)
@@ -281,9 +352,14 @@ class _Writer:
     def terminal(self) -> Section:
         s = self.s
         if self.terms.final:
+            cost = " - " + self._g_at(self.t1) if self.running else ""
+            if self.terms.point_free:  # no point part: only the integral's growth with t1 enters a_t
+                line = s.eq(s.at(self.a, self.t1), "0") + s.sep + s.at(self.a_theta, self.t1) + " = 0"
+                line += s.sep + s.at(self.a_t, self.t1) + " = -" + self._g_at(self.t1)
+                return Section("Terminal values", (line,))
             line = s.eq(s.at(self.a, self.t1), s.evaluated(self._d_ell_dh(None), self.t1))
             line += s.sep + s.at(self.a_theta, self.t1) + " = 0"
-            line += s.sep + s.at(self.a_t, self.t1) + " = -" + self._motion(None, self.t1)
+            line += s.sep + s.at(self.a_t, self.t1) + " = -" + self._motion(None, self.t1) + cost
             return Section("Terminal values", (line + self._explicit_d_h(None),))
         plus, minus = s.side(self.ti, "+"), s.side(self.ti, "-")
         end_plus = s.side(self.t1, "+")
@@ -295,7 +371,12 @@ class _Writer:
         jump_t += (
             s.sep + s.words("at each observation time, from the last; ") + self.a_theta + s.words(" does not jump")
         )
-        return Section("Terminal values and jumps at the observation times", (start, jump, jump_t))
+        lines = [start, jump, jump_t]
+        if self.running:  # the last time also ends the integral
+            last = s.sub(self.t, "N")
+            rhs = s.at(self.a_t, s.side(last, "+")) + " - " + self._motion("N", last) + " - " + self._g_at(last)
+            lines.append(s.eq(s.at(self.a_t, s.side(last, "-")), rhs) + s.sep + f"{last} = {self.t1}")
+        return Section("Terminal values and jumps at the observation times", tuple(lines))
 
     def _motion(self, index: str | None, t: str) -> str:
         s = self.s
@@ -309,14 +390,28 @@ class _Writer:
         ell = self.ell if final else s.sub(self.ell, "i")
         h0 = s.at(self.h, self.t0)
         first = s.eq(s.total(self.L, h0), s.at(self.a, self.t0)) + s.sep + s.total(self.L, self.t0) + " = "
-        first += s.at(self.a_t, self.t0) + s.sep + s.words("with ") + h0 + s.words(" held fixed")
+        first += s.at(self.a_t, self.t0)
+        if self.running:  # what a_t(t0) adds up to: the Hamiltonian at t0, negated
+            f0 = s.at(self.f, h0, self.t0)
+            first += " = -" + s.at(self.a, self.t0) + s.dot + f0 + " - " + self._g_at(self.t0)
+        first += s.sep + s.words("with ") + h0 + s.words(" held fixed")
         lines = [first, self._theta_line(ell, where), *self._param_lines(ell, where)]
         moved = self.t1 if final else self.ti
+        if self.terms.point_free:
+            lines.append(s.eq(s.total(self.L, self.t1), self._g_at(self.t1)))
+            return Section("Gradient", tuple(lines))
         d_t = s.evaluated(s.partial(ell, self.t), where)
-        line = s.eq(s.total(self.L, moved), self._motion(index, where) + " + " + d_t) + self._explicit_time(ell)
+        cost = " + " + self._g_at(self.t1) if self.running and final else ""
+        rhs = self._motion(index, where) + " + " + d_t + cost
+        line = s.eq(s.total(self.L, moved), rhs) + self._explicit_time(ell)
         if not final:
             line += s.sep + s.words("each observation time moved alone")
         lines.append(line)
+        if self.running and not final:  # moving the last time moves the integral's end too
+            last = s.sub(self.t, "N")
+            d_t_last = s.evaluated(s.partial(s.sub(self.ell, "N"), self.t), last)
+            rhs = self._motion("N", last) + " + " + d_t_last + " + " + self._g_at(last)
+            lines.append(s.eq(s.total(self.L, last), rhs) + s.sep + s.words("the integral ends at ") + last)
         return Section("Gradient", tuple(lines))
 
     def _sum(self, body: str) -> str:
@@ -325,6 +420,8 @@ class _Writer:
     def _theta_line(self, ell: str, where: str) -> str:
         """``dL/dtheta = a_theta(t0) + d ell/dtheta`` and, its terms known, ``d ell/dtheta = 0``."""
         s = self.s
+        if self.terms.point_free:
+            return s.eq(s.total(self.L, self.theta), s.at(self.a_theta, self.t0))
         line = s.eq(
             s.total(self.L, self.theta),
             s.at(self.a_theta, self.t0) + " + " + self._sum(s.evaluated(s.partial(ell, self.theta), where)),
@@ -356,4 +453,13 @@ class _Writer:
         return s.sep + s.partial(ell, self.t) + " = " + value
 
 
-__all__ = ["MAX_ENTRIES", "Section", "Style", "abbreviations", "composed", "sections", "shorten"]
+__all__ = [
+    "MAX_ENTRIES",
+    "Section",
+    "Style",
+    "abbreviations",
+    "composed",
+    "sections",
+    "shorten",
+    "with_running_cost",
+]
