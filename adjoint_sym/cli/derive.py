@@ -63,7 +63,7 @@ def cmd_derive(args: argparse.Namespace, progress: Progress) -> int:
     if args.order == 2:  # the second-order adjoint lives with the hvp command
         from .hvp import print_second_order
 
-        return print_second_order(spec.system, args)
+        return print_second_order(spec.system, args, running_cost=spec.problem.running_cost)
     if args.latex:
         print(spec.system.adjoint(form=args.form).latex(loss=_terms(spec)))
     elif args.markdown:
