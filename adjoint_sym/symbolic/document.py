@@ -27,16 +27,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
+from .cost_lines import RunningCostLines, with_running_cost
 from .loss_terms import LossTerms
 from .notation import Name, Notation
 
 #: Up to this many entries a column of partial derivatives is printed entry by entry.
-MAX_ENTRIES = 6
+MAX_ENTRIES = RunningCostLines.MAX_ENTRIES
 #: Up to this many observation times are listed.
 MAX_TIMES = 8
 
@@ -181,27 +182,13 @@ def shorten(e: sp.Basic, abbreviations: dict) -> sp.Basic:
     return e.xreplace(abbreviations)
 
 
-def with_running_cost(adj, terms):
-    """The adjoint and loss terms made to agree on the running cost.
-
-    A loss with a running cost is derived with the adjoint of its Hamiltonian ``a . f + g``
-    (the adjoint is re-derived when it was built without ``g``); an adjoint built with a
-    running cost lends it to a loss that does not name one.
-    """
-    if terms.running is not None and terms.running != adj.running_cost:
-        adj = type(adj).of(adj.system, form=adj.form, running_cost=terms.running)
-    elif terms.running is None and adj.running_cost is not None:
-        terms = replace(terms, running=adj.running_cost)
-    return adj, terms
-
-
 def sections(adj, terms: LossTerms, style: Style) -> list[Section]:
     """The derivation of ``adj``'s system under the loss ``terms``, in ``style``."""
     w = _Writer(adj, terms, style)
     return [w.dynamics(), w.loss(), w.augmented(), w.adjoint(), w.terminal(), w.gradient()]
 
 
-class _Writer:
+class _Writer(RunningCostLines):
     def __init__(self, adj, terms: LossTerms, style: Style) -> None:
         self.adj, self.terms, self.s = adj, terms, style
         self.n = adj.notation
@@ -213,19 +200,6 @@ class _Writer:
         self.a, self.a_theta, self.a_t = s.name(n.adjoint), s.name(n.adjoint_params), s.name(n.adjoint_time)
         self.g = s.name(n.cost)
         self.running = terms.running is not None
-
-    def _g_at(self, t: str) -> str:
-        """``g(h(t), theta, t)``."""
-        s = self.s
-        return s.at(self.g, s.at(self.h, t), self.theta, t)
-
-    def _plus_integral(self) -> str:
-        """`` + int_{t0}^{t1} g(h(t), theta, t) dt`` (or the integral alone for a running cost alone)."""
-        if not self.running:
-            return ""
-        s = self.s
-        body = s.integral(self._g_at(self.t), self.t0, self.t1, self.t)
-        return body if self.terms.point_free else " + " + body
 
     # -- the model --------------------------------------------------------------------
     def dynamics(self) -> Section:
@@ -307,33 +281,6 @@ class _Writer:
         title = f"Augmented adjoint ({self.adj.form} form), integrated backward from {ends}"
         return Section(title, tuple(lines))
 
-    def _cost_partials(self) -> list[str]:
-        """Where the running cost enters the rates, and its partial derivatives when short enough to read."""
-        if not self.running:
-            return []
-        s, system, g = self.s, self.adj.system, self.terms.running
-        pieces = [s.partial(self.g, x) for x in (self.h, self.theta, self.t)]
-        lines = [
-            s.words("the rates are those of the Hamiltonian ")
-            + f"{self.a}{s.dot}{self.f} + {self.g}"
-            + s.sep
-            + s.words("each minus ")
-            + ", ".join(pieces)
-        ]
-        d_h = [g.diff(x) for x in system.flat_state]
-        if len(d_h) <= MAX_ENTRIES:
-            lines.append(s.eq(pieces[0], self._entries(d_h)))
-        d_theta = [g.diff(p) for p in system.flat_params]
-        if any(d != 0 for d in d_theta) and len(d_theta) <= MAX_ENTRIES:
-            lines.append(s.eq(pieces[1], self._entries(d_theta)))
-        if g.has(system.t):
-            lines.append(s.eq(pieces[2], s.expr(g.diff(system.t))))
-        return lines
-
-    def _entries(self, entries: list) -> str:
-        printed = [self.s.expr(e) for e in entries]
-        return printed[0] if len(printed) == 1 else self.s.column(printed)
-
     def _d_ell_dh(self, index: str | None) -> str:
         ell = self.ell if index is None else self.s.sub(self.ell, index)
         return self.s.partial(ell, self.h)
@@ -371,11 +318,7 @@ class _Writer:
         jump_t += (
             s.sep + s.words("at each observation time, from the last; ") + self.a_theta + s.words(" does not jump")
         )
-        lines = [start, jump, jump_t]
-        if self.running:  # the last time also ends the integral
-            last = s.sub(self.t, "N")
-            rhs = s.at(self.a_t, s.side(last, "+")) + " - " + self._motion("N", last) + " - " + self._g_at(last)
-            lines.append(s.eq(s.at(self.a_t, s.side(last, "-")), rhs) + s.sep + f"{last} = {self.t1}")
+        lines = [start, jump, jump_t, *self._last_jump()]
         return Section("Terminal values and jumps at the observation times", tuple(lines))
 
     def _motion(self, index: str | None, t: str) -> str:
@@ -390,10 +333,7 @@ class _Writer:
         ell = self.ell if final else s.sub(self.ell, "i")
         h0 = s.at(self.h, self.t0)
         first = s.eq(s.total(self.L, h0), s.at(self.a, self.t0)) + s.sep + s.total(self.L, self.t0) + " = "
-        first += s.at(self.a_t, self.t0)
-        if self.running:  # what a_t(t0) adds up to: the Hamiltonian at t0, negated
-            f0 = s.at(self.f, h0, self.t0)
-            first += " = -" + s.at(self.a, self.t0) + s.dot + f0 + " - " + self._g_at(self.t0)
+        first += s.at(self.a_t, self.t0) + self._start_value()
         first += s.sep + s.words("with ") + h0 + s.words(" held fixed")
         lines = [first, self._theta_line(ell, where), *self._param_lines(ell, where)]
         moved = self.t1 if final else self.ti
@@ -407,11 +347,7 @@ class _Writer:
         if not final:
             line += s.sep + s.words("each observation time moved alone")
         lines.append(line)
-        if self.running and not final:  # moving the last time moves the integral's end too
-            last = s.sub(self.t, "N")
-            d_t_last = s.evaluated(s.partial(s.sub(self.ell, "N"), self.t), last)
-            rhs = self._motion("N", last) + " + " + d_t_last + " + " + self._g_at(last)
-            lines.append(s.eq(s.total(self.L, last), rhs) + s.sep + s.words("the integral ends at ") + last)
+        lines += self._last_time()
         return Section("Gradient", tuple(lines))
 
     def _sum(self, body: str) -> str:
