@@ -137,11 +137,6 @@ def _run(problem: Problem, method, solver: str, rtol: float, atol: float, backen
             )
         if options:
             raise InvalidModelError(f"backend='fast' takes no method options, got {', '.join(sorted(options))}")
-        if problem.running_cost is not None:
-            raise InvalidModelError(
-                "backend='fast' has no running cost (IntegralLoss) in its compiled sweep; use backend='default', "
-                "whose adjoints all integrate it"
-            )
         return fast_gradient(problem, rtol=rtol, atol=atol, method=method)
     if backend != "default":
         raise InvalidModelError(f"unknown backend {backend!r}; choose 'default' or 'fast'")
