@@ -82,6 +82,6 @@ __all__ = [
     "parse_expression",
     "taylor_test",
     "taylor_test_hvp",
-    "verify_derivation",
     "value_and_grad",
+    "verify_derivation",
 ]

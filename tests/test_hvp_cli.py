@@ -88,7 +88,7 @@ def test_parse_direction_forms():
 def test_derive_order_two(capsys):
     code, out, _ = run(capsys, "derive", DECAY, "--order", "2")
     assert code == 0
-    assert "ds_x/dt = -k*s_x - v_k*x" in out and "dmu_k/dt = lambda_x*x + a_x*s_x" in out
+    assert "ds_x/dt = -k*s_x - v_k*x" in out and "dmu_k/dt = a_x*s_x + lambda_x*x" in out
     code, out, _ = run(capsys, "derive", DECAY, "--order", "2", "--latex")
     assert code == 0 and out.startswith("\\begin{align}") and r"\frac{d \lambda_{x}}{d t}" in out
     code, out, _ = run(capsys, "derive", DECAY, "--order", "2", "--markdown")

@@ -165,15 +165,19 @@ def test_printing_beside_the_first_order_adjoint():
     so = SecondOrderAdjoint.of(lotka_volterra())
     latex = so.latex()
     assert latex.startswith("\\begin{align}") and latex.endswith("\\end{align}")
-    for piece in (r"\frac{d s_{x}}{d t}", r"\frac{d \lambda_{y}}{d t}", r"\frac{d \mu_{d}}{d t}", r"(H v)_{h_0}"):
+    # Lotka-Volterra's parameter a moves the first-order adjoint to lambda, so the tangent
+    # adjoints take the next free letters, mu and nu: no two equations share a left-hand side.
+    for piece in (r"\frac{d s_{x}}{d t}", r"\frac{d \mu_{y}}{d t}", r"\frac{d \nu_{d}}{d t}", r"(H v)_{h_0}"):
         assert piece in latex
+    left_sides = [line.split("&=")[0] for line in latex.splitlines() if line.startswith(r"\frac{d ")]
+    assert len(left_sides) == len(set(left_sides)) == 2 + 2 + 6 + 6
     first = so.first_order.latex()
-    assert r"\frac{d a_{x}}{d t} &= - a_{x} \left(a - b y\right) - a_{y} d y" in first
-    assert r"\frac{d a_{x}}{d t} &= - a_{x} \left(a - b y\right) - a_{y} d y" in latex  # the same first-order line
+    line = r"\frac{d \lambda_{x}}{d t} &= - d \lambda_{y} y - \lambda_{x} \left(a - b y\right)"
+    assert line in first and line in latex  # the same first-order line, in the same letters
     md = so.markdown()
     assert md.count("$$") == 10 and "### Second-order adjoint" in md and "\\begin{aligned}" in md
     text = so.text()
-    assert "dlambda_x/dt = " in text and "(H v)_h0 = lambda(t0)" in text and "\\" not in text
+    assert "dmu_x/dt = " in text and "(H v)_h0 = mu(t0)" in text and "\\" not in text
     assert so._repr_latex_().startswith("$$\\begin{aligned}")
     assert repr(so) == "SecondOrderAdjoint(Lotka-Volterra, n=2, n_params=4)"
     with pytest.raises(ValueError, match="environment must be one of"):

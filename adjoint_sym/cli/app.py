@@ -11,7 +11,8 @@ Commands (see ``adjoint-sym COMMAND --help``)::
     adjoint-sym verify-derivation SPEC [--json]        decide a claimed adjoint derivation
 
 Exit codes: 0 ok, 1 verification failed, 2 invalid spec or usage (message on stderr),
-3 numerical failure (where and why on stderr), 4 undecided (verify-derivation).  A user mistake never prints a traceback.
+3 numerical failure (where and why on stderr), 4 undecided (verify-derivation).
+A user mistake never prints a traceback.
 Spec files are described in :mod:`adjoint_sym.cli.spec`.
 """
 

@@ -65,6 +65,21 @@ CANDIDATES: dict[str, tuple[Name, ...]] = {
     "cost": (_n("g"), _n("r"), _n("G"), _n("cost", r"\mathrm{cost}")),
 }
 
+#: Candidates of the second-order adjoint's letters (:meth:`Notation.second_order_letters`).
+SECOND_ORDER: dict[str, tuple[Name, ...]] = {
+    "tangent": (_n("s"), _n("sigma", r"\sigma"), _n("tangent", r"\mathrm{tangent}")),
+    "direction": (_n("v"), _n("w"), _n("direction", r"\mathrm{direction}")),
+    "adjoint": (
+        _n("lambda", r"\lambda"),
+        _n("mu", r"\mu"),
+        _n("nu", r"\nu"),
+        _n("kappa", r"\kappa"),
+        _n("rho", r"\rho"),
+        _n("adjtwo", r"\mathrm{adj}_2"),
+        _n("adjthree", r"\mathrm{adj}_3"),
+    ),
+}
+
 #: End-time subscripts: ``t_0, t_1`` unless the user has such names.
 ENDS: tuple[tuple[str, str], ...] = (("0", "1"), ("start", "end"))
 
@@ -126,6 +141,25 @@ class Notation:
         chosen["adjoint"] = taken.first(CANDIDATES["adjoint"], adjoint_names)
         chosen["pre"] = taken.first(CANDIDATES["pre"], lambda c: [c, *(_indexed(c, i) for i in range(1, 10))])
         return cls(**chosen, start=start, end=end, time=time, latex_names=latex_names)
+
+    def second_order_letters(self, system: ODESystem) -> tuple[Name, Name, Name, Name]:
+        """The tangent ``s``, the direction ``v``, and the tangent adjoints ``lambda``, ``mu``.
+
+        Chosen like the others, against the user's names and against this notation's
+        adjoint letter: Lotka-Volterra's parameter ``a`` moves the adjoint to ``lambda``,
+        so its tangent becomes ``mu`` and the parameters' tangent adjoint ``nu``.
+        """
+        taken = _Taken()
+        for s in [*system.state, *system.params, system.t]:
+            taken.add(s.name, self.user_latex(s))
+        family = _adjoint_family(system, self.params, self.time, self.latex_names)
+        for n in family(self.adjoint):
+            taken.add(n.plain, n.latex)
+        tangent = taken.first(SECOND_ORDER["tangent"], family)
+        direction = taken.first(SECOND_ORDER["direction"], family)
+        lam = taken.first(SECOND_ORDER["adjoint"], family)
+        mu = taken.first(SECOND_ORDER["adjoint"], family)
+        return tangent, direction, lam, mu
 
     def sub(self, base: Name, sub: Name) -> Name:
         """``base`` with a subscript: ``a_theta`` and ``a_{\\theta}``."""

@@ -41,6 +41,7 @@ from ..errors import InvalidModelError
 from .augmented import Adjoint, adjoint_symbols
 from .jvp import jvp
 from .matrix_calculus import scale
+from .notation import Notation
 from .running_cost import hamiltonian_products
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class SecondOrderAdjoint:
     >>> decay = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
     >>> so = SecondOrderAdjoint.of(decay)
     >>> so.rhs_s[0], so.rhs_lam[0], so.rhs_mu[0]
-    (-k*s_{x} - v_{k}*x, \\lambda_{x}*k + a_{x}*v_{k}, \\lambda_{x}*x + a_{x}*s_{x})
+    (-k*s_x - v_k*x, a_x*v_k + k*lambda_x, a_x*s_x + lambda_x*x)
     """
 
     system: ODESystem
@@ -159,24 +160,26 @@ class SecondOrderAdjoint:
 def tangent_symbols(system: ODESystem) -> tuple:
     """``s`` (after the state), ``v_theta``, ``lambda`` (after ``a``) and ``mu`` (after ``a_theta``).
 
-    Named ``s_{x}``, ``v_{k}``, ``\\lambda_{x}``, ``\\mu_{k}`` (a matrix state ``h`` gets the
-    columns ``s_{h}`` and ``\\lambda_{h}``); the braces keep them apart from every name a
-    user can declare.
+    Named ``s_x``, ``v_k``, ``lambda_x``, ``mu_k`` (a matrix state ``h`` gets the columns
+    ``s_h`` and ``lambda_h``), each letter chosen against the user's names and the
+    first-order adjoint's (:meth:`Notation.second_order_letters`), so no two print alike.
     """
+    note = Notation.of(system)
+    tangent, direction, lam_letter, mu_letter = (n.plain for n in note.second_order_letters(system))
     if system.is_matrix_level:
-        h = sp.latex(system.state[0])
-        s = sp.MatrixSymbol(f"s_{{{h}}}", system.n, 1)
-        lam = sp.MatrixSymbol(f"\\lambda_{{{h}}}", system.n, 1)
+        h = system.state[0].name
+        s = sp.MatrixSymbol(f"{tangent}_{h}", system.n, 1)
+        lam = sp.MatrixSymbol(f"{lam_letter}_{h}", system.n, 1)
     else:
-        s = sp.ImmutableMatrix([sp.Symbol(f"s_{{{sp.latex(x)}}}", real=True) for x in system.state])
-        lam = sp.ImmutableMatrix([sp.Symbol(f"\\lambda_{{{sp.latex(x)}}}", real=True) for x in system.state])
+        s = sp.ImmutableMatrix([sp.Symbol(f"{tangent}_{x.name}", real=True) for x in system.state])
+        lam = sp.ImmutableMatrix([sp.Symbol(f"{lam_letter}_{x.name}", real=True) for x in system.state])
 
     def like(prefix: str, p: sp.Basic) -> sp.Basic:
-        name = f"{prefix}_{{{sp.latex(p)}}}"
+        name = f"{prefix}_{p.name}"
         return sp.MatrixSymbol(name, *p.shape) if isinstance(p, sp.MatrixSymbol) else sp.Symbol(name, real=True)
 
-    v_theta = _blocks([like("v", p) for p in system.params], system)
-    mu = _blocks([like("\\mu", p) for p in system.params], system)
+    v_theta = _blocks([like(direction, p) for p in system.params], system)
+    mu = _blocks([like(mu_letter, p) for p in system.params], system)
     return s, v_theta, lam, mu
 
 

@@ -10,6 +10,7 @@ import re
 
 import sympy as sp
 
+from .notation import Notation
 from .render import ENVIRONMENTS, latex, system_latex
 
 
@@ -37,12 +38,19 @@ def _wrap(lines: list[str], environment: str) -> str:
 
 
 def _names(so, bold: bool) -> dict[str, str]:
+    """The letters the equations use, as the notation chose them (LaTeX)."""
+    note = Notation.of(so.system)
+    tangent, direction, lam, mu = note.second_order_letters(so.system)
     matrix = so.system.is_matrix_level
     return {
-        "h": latex(so.system.state[0], bold_vectors=bold) if matrix else "h",
-        "s": latex(so.s, bold_vectors=bold) if matrix else "s",
-        "a": latex(so.a, bold_vectors=bold) if matrix else "a",
-        "lam": latex(so.lam, bold_vectors=bold) if matrix else r"\lambda",
+        "h": latex(so.system.state[0], bold_vectors=bold) if matrix else note.state.latex,
+        "s": latex(so.s, bold_vectors=bold) if matrix else tangent.latex,
+        "a": latex(so.a, bold_vectors=bold) if matrix else note.adjoint.latex,
+        "a_theta": note.adjoint_params.latex,
+        "lam": latex(so.lam, bold_vectors=bold) if matrix else lam.latex,
+        "mu": mu.latex,
+        "v": direction.latex,
+        "theta": note.params.latex,
         "t": latex(so.system.t),
     }
 
@@ -50,15 +58,15 @@ def _names(so, bold: bool) -> dict[str, str]:
 def boundary_lines(so, *, bold_vectors: bool = False) -> list[str]:
     """Initial and terminal values of the four blocks, and how ``H v`` is read off."""
     n = _names(so, bold_vectors)
-    h, s, a, lam, t = n["h"], n["s"], n["a"], n["lam"], n["t"]
+    h, s, a, lam, mu, v, th, t = (n[k] for k in ("h", "s", "a", "lam", "mu", "v", "theta", "t"))
     d2 = r"\frac{\partial^2 L}{\partial " + h + rf"({t}_1)"
     lines = [
-        rf"{s}({t}_0) &= v_{{{h}_0}}, \quad {a}({t}_1) = \frac{{\partial L}}{{\partial {h}({t}_1)}}, "
-        rf"\quad a_\theta({t}_1) = 0",
-        rf"{lam}({t}_1) &= {d2}^2}} {s}({t}_1) + {d2} \partial \theta}} v_\theta, \quad \mu({t}_1) = 0",
-        rf"(H v)_{{{h}_0}} &= {lam}({t}_0), \quad (H v)_\theta = \mu({t}_0) + "
-        rf"\frac{{\partial^2 L}}{{\partial \theta \partial {h}({t}_1)}} {s}({t}_1) + "
-        rf"\frac{{\partial^2 L}}{{\partial \theta^2}} v_\theta",
+        rf"{s}({t}_0) &= {v}_{{{h}_0}}, \quad {a}({t}_1) = \frac{{\partial L}}{{\partial {h}({t}_1)}}, "
+        rf"\quad {n['a_theta']}({t}_1) = 0",
+        rf"{lam}({t}_1) &= {d2}^2}} {s}({t}_1) + {d2} \partial {th}}} {v}_{{{th}}}, \quad {mu}({t}_1) = 0",
+        rf"(H {v})_{{{h}_0}} &= {lam}({t}_0), \quad (H {v})_{{{th}}} = {mu}({t}_0) + "
+        rf"\frac{{\partial^2 L}}{{\partial {th} \partial {h}({t}_1)}} {s}({t}_1) + "
+        rf"\frac{{\partial^2 L}}{{\partial {th}^2}} {v}_{{{th}}}",
     ]
     return lines
 
@@ -125,21 +133,26 @@ def second_order_text(so) -> str:
     system, t = so.system, so.system.t
     lines = [system.name or "system", "", "Dynamics:"]
     lines += [f"  d{_plain(s)}/d{t} = {_plain(f)}" for s, f in _dynamics(system)]
-    lines += ["", f"Tangent system along v = (v_h0, v_theta), integrated forward from {t}0:"]
+    lines += ["", f"Tangent system along the direction of (h0, theta), integrated forward from {t}0:"]
     for symbol, rhs in so.tangent_blocks():
         lines += [f"  d{name}/d{t} = {_plain(r)}" for name, r in _text_entries(symbol, rhs)]
     lines += ["", f"First- and second-order adjoint, integrated backward from {t}1 to {t}0:"]
     for symbol, rhs in so.adjoint_blocks():
         lines += [f"  d{name}/d{t} = {_plain(r)}" for name, r in _text_entries(symbol, rhs)]
+    note = Notation.of(system)
+    tangent, v, lam, mu = (n.plain for n in note.second_order_letters(system))
+    a, a_th, h, th = note.adjoint.plain, note.adjoint_params.plain, note.state.plain, note.params.plain
+    second = f"d2L/d{h}2 {tangent}({t}_i) + d2L/d{h} d{th} {v}_{th}"
     lines += [
         "",
         "Boundary values:",
-        f"  s({t}0) = v_h0,  a({t}1) = dL/dh({t}1),  a_theta({t}1) = 0",
-        f"  lambda({t}1) = d2L/dh2 s({t}1) + d2L/dh dtheta v_theta,  mu({t}1) = 0",
-        f"  at each observation time {t}_i: a += dL/dh({t}_i), lambda += d2L/dh2 s({t}_i) + d2L/dh dtheta v_theta",
+        f"  {tangent}({t}0) = {v}_{h}0,  {a}({t}1) = dL/d{h}({t}1),  {a_th}({t}1) = 0",
+        f"  {lam}({t}1) = d2L/d{h}2 {tangent}({t}1) + d2L/d{h} d{th} {v}_{th},  {mu}({t}1) = 0",
+        f"  at each observation time {t}_i: {a} += dL/d{h}({t}_i), {lam} += {second}",
         "",
-        "Hessian-vector product (t0 and t1 held fixed):",
-        f"  (H v)_h0 = lambda({t}0),  (H v)_theta = mu({t}0) + sum_i [d2L/dtheta dh s({t}_i) + d2L/dtheta2 v_theta]",
+        f"Hessian-vector product ({t}0 and {t}1 held fixed):",
+        f"  (H {v})_{h}0 = {lam}({t}0),  (H {v})_{th} = {mu}({t}0) + sum_i [d2L/d{th} d{h} {tangent}({t}_i) "
+        f"+ d2L/d{th}2 {v}_{th}]",
     ]
     return "\n".join(lines) + "\n"
 
