@@ -25,7 +25,6 @@ import sympy as sp
 import adjoint_sym as asym
 from adjoint_sym import FinalLoss, IntegralLoss, ObservationLoss, ODESystem, Problem, gradient
 from adjoint_sym.builders import linear_system, lotka_volterra
-from adjoint_sym.errors import InvalidModelError
 from adjoint_sym.reference import arbiter_gradient
 
 C = 100  # see the module docstring

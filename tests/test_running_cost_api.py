@@ -249,9 +249,7 @@ def test_bad_spec_losses_name_the_field(loss, message):
 
 
 def test_a_parameter_used_only_by_the_running_cost_is_used():
-    spec = spec_from_dict(
-        {**BASE, "rhs": ["-x"], "params": {"w": 2.0}, "loss": {"kind": "integral", "expr": "w*x**2"}}
-    )
+    spec = spec_from_dict({**BASE, "rhs": ["-x"], "params": {"w": 2.0}, "loss": {"kind": "integral", "expr": "w*x**2"}})
     assert spec.problem.running_cost is not None
 
 

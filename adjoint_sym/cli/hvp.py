@@ -95,7 +95,7 @@ def cmd_hvp(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def print_second_order(system, args: argparse.Namespace, running_cost=None) -> int:
-    """``adjoint-sym derive --order 2``: the tangent system and the second-order adjoint (with a running cost's terms)."""
+    """``adjoint-sym derive --order 2``: the tangent system and the second-order adjoint (a running cost's too)."""
     from ..symbolic.second_order import SecondOrderAdjoint
 
     if args.form != "vjp":
