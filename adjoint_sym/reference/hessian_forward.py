@@ -39,6 +39,7 @@ from ..numeric.problem import Problem
 from ..numeric.solve import check_solver, integrate
 from ..symbolic.second_order import check_twice_differentiable
 from ..symbolic.system import ODESystem
+from .loss_derivative import expression_partials
 
 #: ``n m^2`` above which the dense Hessian is refused (the joint solve would be slow).
 MAX_SENSITIVITIES = 20_000
@@ -103,16 +104,6 @@ def loss_hessian_kernel(system: ODESystem, expr: sp.Expr) -> Kernel:
     return compile_kernel("loss_hessian", _arguments(system), [hessian], output_shape=(w, w))
 
 
-@lru_cache(maxsize=64)
-def cost_partials_kernel(system: ODESystem, expr: sp.Expr) -> Kernel:
-    """``(t, h, theta) -> g_w = [dg/dh, dg/dtheta]``, shape ``(n + p,)``, entry by entry."""
-    plain, to_plain, back = _flat_variables(system)
-    flat = expr.xreplace(to_plain)
-    return compile_kernel(
-        "cost_partials", _arguments(system), [sp.ImmutableMatrix([flat.diff(d).xreplace(back) for d in plain])]
-    )
-
-
 def _loss_hessians(problem: Problem, states: np.ndarray) -> np.ndarray:
     """``Phi_i,ww`` at each observation, shape ``(N, n + p, n + p)``."""
     n, w = problem.system.n, problem.system.n + problem.system.n_params
@@ -170,7 +161,7 @@ def forward_hessian(
     if cost is not None:  # [q, q_x, Q] after [h, S, T] (see the module docstring)
         g, g_w, g_ww = (
             problem.running_value,
-            cost_partials_kernel(system, cost).fn,
+            expression_partials(system, cost).fn,
             loss_hessian_kernel(system, cost).fn,
         )
 
@@ -182,7 +173,7 @@ def forward_hessian(
         dT = np.einsum("ka,ajl->kjl", Jh, T) + np.einsum("kab,aj,bl->kjl", fww(t, h, theta), Z, Z)
         out = [f(t, h, theta), dS.reshape(-1), dT.reshape(-1)]
         if cost is not None:
-            w = g_w(t, h, theta)
+            w = g_w(t, h, theta)[:m]  # [g_h, g_theta] (its last entry, g_t, is not needed)
             dQ = Z.T @ g_ww(t, h, theta) @ Z + np.einsum("k,kjl->jl", w[:n], T)
             out += [[g(t, h, theta)], w @ Z, dQ.reshape(-1)]
         return np.concatenate(out)
@@ -217,7 +208,6 @@ def forward_hessian(
 __all__ = [
     "MAX_SENSITIVITIES",
     "DenseHessian",
-    "cost_partials_kernel",
     "forward_hessian",
     "loss_hessian_kernel",
     "rhs_hessian_kernel",
