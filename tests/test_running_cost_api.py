@@ -237,7 +237,10 @@ def test_spec_sums_loss_tables():
         ([{"kind": "integral"}], r"loss\[0\].expr: missing; an integral loss needs the integrand"),
         ([{"kind": "integral", "expr": 3}], r"loss\[0\].expr: expected a string"),
         ([{"kind": "final", "expr": "x"}, {"kind": "sum"}], r"loss\[1\].kind: 'sum'; choose one of .*'integral'"),
-        ([{"kind": "integral", "expr": "x", "times": [1.0]}], r"loss\[0\]"),
+        (
+            [{"kind": "integral", "expr": "x", "times": [1.0]}],
+            r"loss\[0\].times: unknown field; known fields here are kind, expr",
+        ),
         ({"kind": "integral", "expr": "q"}, r"unknown symbol 'q'"),
         ([{"kind": "observations", "times": []}, {"kind": "integral", "expr": "x"}], r"loss\[0\].times: the list"),
     ],
