@@ -15,7 +15,7 @@ from .errors import (
     SolverFailedError,
     UnsupportedExpressionError,
 )
-from .numeric.loss import CallableLoss, FinalLoss, Loss, ObservationLoss
+from .numeric.loss import CallableLoss, FinalLoss, IntegralLoss, Loss, ObservationLoss, SumLoss
 from .numeric.result import Gradient
 from .symbolic import Adjoint, AugmentedSystem, ODESystem, parse_expression
 
@@ -56,6 +56,7 @@ __all__ = [
     "Gradient",
     "GradientMismatchError",
     "HessianVectorProduct",
+    "IntegralLoss",
     "InvalidModelError",
     "Limits",
     "Loss",
@@ -66,6 +67,7 @@ __all__ = [
     "Report",
     "SecondOrderAdjoint",
     "SolverFailedError",
+    "SumLoss",
     "UnsupportedExpressionError",
     "__version__",
     "assert_gradients_agree",

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._figures import LEGEND_MAX, finish, layout_problems, new_figure, target_axes, tidy
-from .adjoint.backward import Crossing, Observations, sweep
+from .adjoint.backward import Crossing, sweep
+from .adjoint.gradient import observe
 from .adjoint.methods import InterpolatingAdjoint
 from .errors import InvalidModelError
 from .numeric.problem import Problem
@@ -85,7 +86,7 @@ def trajectories(
     times = np.linspace(problem.t0, problem.t1, max(int(points), 2))
     states = np.real(fwd.at(times))
     names = problem.system.state_names
-    targets = getattr(problem.loss, "targets", None)
+    targets = getattr(problem.point_loss, "targets", None)
     for j, name in enumerate(names):
         (line,) = ax.plot(times, states[:, j], label=name)
         if targets is not None:
@@ -176,8 +177,7 @@ def adjoint_path(
     """
     _check_problem(problem)
     n, p = problem.system.n, problem.system.n_params
-    fwd = forward(problem, solver=solver, rtol=rtol, atol=atol)
-    observations = Observations.of(problem, fwd.at(problem.times))
+    fwd, observations = observe(problem, solver, rtol, atol, dense=True)  # [h, q] under a running cost
     engine = InterpolatingAdjoint(keep_paths=True).segments(problem, fwd, solver, rtol, atol)
     crossings: list[Crossing] = []
     sweep(problem, observations, engine, record=crossings)

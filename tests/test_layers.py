@@ -59,6 +59,9 @@ ALLOWED["facade"] = set(ALLOWED) | {"facade"}
 
 #: Names of the adjoint's derivative kernels: no independent route may call them.
 ADJOINT_KERNEL_NAMES = {"vjp", "vjp_h", "vjp_batched", "vjp_blocks", "adjoint_rhs", "backsolve_rhs", "jac_h_from_vjp"}
+#: The symbolic derivation of a running cost's gradient the adjoint compiles
+#: (:mod:`adjoint_sym.symbolic.running_cost`): the references differentiate ``g`` themselves.
+RUNNING_COST_DERIVATION = {"running_cost_gradient", "hamiltonian_products", "hamiltonian_gradient"}
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -201,6 +204,20 @@ def test_no_independent_route_calls_the_adjoints_kernels():
         names = {n.attr for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Attribute)}
         if names & ADJOINT_KERNEL_NAMES:
             used[path.name] = sorted(names & ADJOINT_KERNEL_NAMES)
+    assert used == {}
+
+
+def test_no_independent_route_uses_the_adjoints_running_cost_derivative():
+    """The references and backprop differentiate a running cost entry by entry, never by the
+    reverse-mode derivation the adjoint compiles (neither imported nor called)."""
+    used = {}
+    for path in [*(PACKAGE / "reference").rglob("*.py"), *(PACKAGE / "discrete").rglob("*.py")]:
+        tree = ast.parse(path.read_text())
+        names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+        if names & RUNNING_COST_DERIVATION:
+            used[path.name] = sorted(names & RUNNING_COST_DERIVATION)
     assert used == {}
 
 

@@ -58,7 +58,8 @@ def test_invalid_numbers_are_named(kwargs, message):
 def test_invalid_system_and_loss_types():
     with pytest.raises(InvalidModelError, match="system must be an ODESystem, got str"):
         Problem("x' = -k x", [1.0], {"k": 1.0}, 0.0, 1.0, FinalLoss("x"))
-    with pytest.raises(InvalidModelError, match="loss must be a FinalLoss, ObservationLoss or CallableLoss, got 'x'"):
+    expected = "loss must be a FinalLoss, ObservationLoss, CallableLoss, IntegralLoss or SumLoss, got 'x'"
+    with pytest.raises(InvalidModelError, match=expected):
         Problem(DECAY, [1.0], {"k": 1.0}, 0.0, 1.0, "x")
 
 

@@ -85,6 +85,11 @@ def loss_expressions(problem: Problem) -> tuple[sp.Expr, ...]:
     """The loss read at each observation time, as SymPy (hashable: a cache key)."""
     if isinstance(problem.loss, CallableLoss):
         raise InvalidModelError("the adapters translate expression losses only, not CallableLoss")
+    if problem.running_cost is not None:
+        raise InvalidModelError(
+            "the adapters translate point losses only, not a running cost (IntegralLoss): torchdiffeq and diffrax "
+            "integrate no running cost; use adjoint_sym.gradient, whose routes all do"
+        )
     return tuple(problem.loss.expressions(problem.system, len(problem.times)))
 
 

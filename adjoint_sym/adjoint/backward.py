@@ -16,6 +16,12 @@ then the engine integrates ``[a, a_theta, a_t]`` back to ``t_{i-1}`` (``t0`` las
 ``da/dt = -a^T f_h``, ``da_theta/dt = -a^T f_theta``, ``da_t/dt = -a^T f_t``.  The
 gradient is ``dL/dh0 = a(t0)``, ``dL/dtheta = a_theta(t0) + dL/dtheta|explicit``,
 ``dL/dt0 = a_t(t0)``, and ``dL/dt_i = dL/dh(t_i) . f + dL/dt_i|explicit``.
+
+A running cost ``int g dt`` (:mod:`adjoint_sym.adjoint.running_cost`) changes two things:
+the engines integrate the Hamiltonian's products (``a^T f_x + g_x``), and the loss moves
+with its last time ``t_N = t1`` by ``g(h(t1), t1)`` as well (the integral grows with its
+end), which :class:`Observations` adds to ``motion[-1]``: ``a_t`` jumps by it, so
+``dL/dt0 = -a(t0) . f(h0, t0) - g(h0, t0)``, and ``dL/dt1`` includes it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import InvalidModelError
 from ..numeric.problem import LossValue, Problem, unflatten_params
 
 
@@ -38,26 +45,44 @@ class Observations:
     times : ndarray, shape (N,)
     states : ndarray, shape (N, n)
     loss : LossValue
-        The loss and its partial derivatives at ``states``.
+        The point loss and its partial derivatives at ``states``.
     motion : ndarray, shape (N,)
-        ``dL/dh(t_i) . f(h(t_i), t_i)``: how the loss moves with each observation time.
+        ``dL/dh(t_i) . f(h(t_i), t_i)``: how the loss moves with each observation time
+        (plus ``g(h(t_N), t_N)`` at the last one under a running cost).
+    integral : float
+        ``int_{t0}^{t1} g dt`` of a running cost; 0 without one.
     """
 
     times: np.ndarray
     states: np.ndarray
     loss: LossValue
     motion: np.ndarray
+    integral: float = 0.0
 
     @classmethod
-    def of(cls, problem: Problem, states: np.ndarray, rates: np.ndarray | None = None) -> Observations:
-        """Read the loss at ``states``; ``rates`` (``f`` at each ``t_i``) are computed if not given."""
+    def of(
+        cls, problem: Problem, states: np.ndarray, rates: np.ndarray | None = None, *, integral: float | None = None
+    ) -> Observations:
+        """Read the loss at ``states``; ``rates`` (``f`` at each ``t_i``) are computed if not given.
+
+        ``integral`` is the running cost's integral (required when the loss has one: it
+        cannot be read from the observed states).
+        """
         loss = problem.evaluate_loss(states)
         times = problem.times
         if rates is None:
             f = problem.kernels.f.fn
             rates = np.array([f(t, states[i], problem.theta) for i, t in enumerate(times)])
         motion = np.einsum("ij,ij->i", loss.d_states, rates)
-        return cls(times, states, loss, motion)
+        if problem.running_cost is None:
+            return cls(times, states, loss, motion)
+        if integral is None:
+            raise InvalidModelError(
+                "the loss has a running cost: pass integral= (its integral over [t0, t1], e.g. from "
+                "adjoint_sym.adjoint.running_cost.forward_with_cost)"
+            )
+        motion[-1] += problem.running_value(times[-1], states[-1])
+        return cls(times, states, loss, motion, float(integral))
 
     @property
     def dtimes(self) -> np.ndarray:
@@ -170,7 +195,7 @@ def gradient_fields(problem: Problem, observations: Observations, final: Adjoint
     d_theta = final.a_theta + observations.loss.d_theta
     dtimes = observations.dtimes
     return {
-        "loss": float(np.real(observations.loss.value)),
+        "loss": float(np.real(observations.loss.value)) + observations.integral,
         "dh0": final.a,
         "dparams": unflatten_params(problem.system, d_theta),
         "dt0": float(final.a_t),

@@ -226,8 +226,8 @@ def fast_gradient(
     Raises
     ------
     InvalidModelError
-        numba or symengine is missing (``pip install "adjoint_sym[fast]"``), or an
-        unknown ``method``.
+        numba or symengine is missing (``pip install "adjoint_sym[fast]"``), an
+        unknown ``method``, or a loss with a running cost (not compiled here).
     UnsupportedExpressionError
         The system uses a function the fast kernels do not compile.
     SolverFailedError
@@ -251,6 +251,11 @@ def fast_gradient(
         raise InvalidModelError(
             f"the fast backend computes the interpolating adjoint; method {method!r} is not available there "
             f"(choose one of {FAST_METHODS}, or use the default backend)"
+        )
+    if problem.running_cost is not None:
+        raise InvalidModelError(
+            "backend='fast' has no running cost (IntegralLoss) in its compiled sweep; use backend='default', "
+            "whose adjoints all integrate it"
         )
     _require(kernel_kind(problem.system, kernels))
     started = time.perf_counter()

@@ -26,6 +26,7 @@ from ..numeric.result import Gradient
 from ..numeric.solve import IMPLICIT, check_solver, forward
 from .backward import Observations, gradient_fields, sweep
 from .methods import DRIFT_WARNING, AdjointMethod, BacksolveAdjoint, InterpolatingAdjoint, QuadratureAdjoint
+from .running_cost import forward_with_cost
 
 ADJOINT_METHODS = ("adjoint", "interpolating", "backsolve", "quadrature")
 
@@ -100,8 +101,7 @@ def adjoint_gradient(
     check_solver(solver)
     chosen = adjoint_method(method, solver, adjoint_rtol, adjoint_atol)
     started = time.perf_counter()
-    fwd = forward(problem, solver=solver, rtol=rtol, atol=atol, dense=chosen.dense_forward)
-    observations = Observations.of(problem, fwd.at(problem.times))
+    fwd, observations = observe(problem, solver, rtol, atol, dense=chosen.dense_forward)
     engine = chosen.segments(problem, fwd, solver, *chosen.tolerances(rtol, atol))
     final = sweep(problem, observations, engine)
     stats = {
@@ -114,4 +114,28 @@ def adjoint_gradient(
     return Gradient(method=chosen.name, stats=stats, **gradient_fields(problem, observations, final))
 
 
-__all__ = ["ADJOINT_METHODS", "DRIFT_WARNING", "IMPLICIT", "adjoint_gradient", "adjoint_method", "resolve_method"]
+def observe(problem: Problem, solver: str, rtol: float, atol: float, *, dense: bool) -> tuple:
+    """The forward solve and the :class:`Observations` read from it.
+
+    Under a running cost the solve carries ``q' = g`` after ``h``
+    (:func:`~adjoint_sym.adjoint.running_cost.forward_with_cost`) and ``q(t1)`` is the
+    integral; otherwise it is the plain forward solve.
+    """
+    if problem.running_cost is None:
+        fwd = forward(problem, solver=solver, rtol=rtol, atol=atol, dense=dense)
+        return fwd, Observations.of(problem, fwd.at(problem.times))
+    fwd = forward_with_cost(problem, solver=solver, rtol=rtol, atol=atol, dense=dense)
+    z = fwd.at(problem.times)
+    n = problem.system.n
+    return fwd, Observations.of(problem, z[:, :n], integral=z[-1, n])
+
+
+__all__ = [
+    "ADJOINT_METHODS",
+    "DRIFT_WARNING",
+    "IMPLICIT",
+    "adjoint_gradient",
+    "adjoint_method",
+    "observe",
+    "resolve_method",
+]

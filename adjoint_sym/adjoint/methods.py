@@ -21,6 +21,9 @@ Each is a frozen dataclass whose options are fields (``adjoint_rtol``, ``adjoint
 the backward solve's tolerances, the forward ones when ``None``; ``vjp``: how
 ``a^T df/dx`` is formed, :mod:`adjoint_sym.adjoint.vjp`), and builds the
 :class:`~adjoint_sym.adjoint.backward.Segments` engine that the one backward sweep runs.
+Under a running cost the engines integrate the Hamiltonian's products ``a^T f_x + g_x``
+(:func:`~adjoint_sym.adjoint.running_cost.hamiltonian` wraps the chosen form), and the
+forward solve carries ``q' = g`` after ``h``: the engines read its first ``n`` rows.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from ..numeric.solve import IMPLICIT, SolveResult, integrate
 from ..symbolic.system import ODESystem
 from .backward import AdjointState, Segments
 from .kernels import adjoint_kernels
+from .running_cost import hamiltonian
 from .vjp import SymbolicVJP, VectorJacobianProduct
 
 #: Gauss-Legendre nodes per mesh interval for the quadrature variant: order 2*5 = 10
@@ -75,6 +79,10 @@ class AdjointMethod(ABC):
     def segments(self, problem: Problem, fwd: SolveResult, solver: str, rtol: float, atol: float) -> Segments:
         """The engine that crosses the observation segments (tolerances already resolved)."""
 
+    def products(self, problem: Problem) -> VectorJacobianProduct:
+        """The form of ``a^T df/dx`` for ``problem``, with its running cost's gradient added."""
+        return hamiltonian(self.vjp(problem.system), problem)
+
 
 class _SolvingSegments(Segments):
     """What the ``solve_ivp``-driven engines share: the solves, their counts, the Jacobians."""
@@ -87,7 +95,7 @@ class _SolvingSegments(Segments):
         self.solver, self.rtol, self.atol = solver, rtol, atol
         self.theta = problem.theta
         self.n, self.n_params = problem.system.n, problem.system.n_params
-        self.h_of = DenseState(fwd.sol) if fwd.sol is not None else None
+        self.h_of = DenseState(fwd.sol, size=self.n) if fwd.sol is not None else None
         self.stats = {"nfev_backward": 0, "steps_backward": 0}
 
     def _integrate(self, rhs, start, end, y0, jac, *, dense: bool = False) -> SolveResult:
@@ -174,7 +182,7 @@ class _QuadratureSegments(_SolvingSegments):
         res = self._integrate(rhs, start, end, state.a, jac, dense=True)
         ts, weights = _gauss_legendre(_mesh(self.fwd.t, res.t, start, end))
         self.stats["nfev_backward"] += len(ts)
-        products = vjp.batched_products(ts, self.fwd.sol(ts), res.sol(ts), theta)
+        products = vjp.batched_products(ts, self.fwd.sol(ts)[:n], res.sol(ts), theta)
         total = -(products[n:] @ weights)
         return AdjointState(res.y[:, -1], state.a_theta + total[:-1], state.a_t + total[-1])
 
@@ -239,7 +247,7 @@ class InterpolatingAdjoint(AdjointMethod):
 
     def segments(self, problem, fwd, solver, rtol, atol):
         return _InterpolatingSegments(
-            problem, fwd, self.vjp(problem.system), solver, rtol, atol, keep_paths=self.keep_paths
+            problem, fwd, self.products(problem), solver, rtol, atol, keep_paths=self.keep_paths
         )
 
 
@@ -250,7 +258,7 @@ class QuadratureAdjoint(AdjointMethod):
     name: ClassVar[str] = "quadrature"
 
     def segments(self, problem, fwd, solver, rtol, atol):
-        return _QuadratureSegments(problem, fwd, self.vjp(problem.system), solver, rtol, atol)
+        return _QuadratureSegments(problem, fwd, self.products(problem), solver, rtol, atol)
 
 
 @dataclass(frozen=True)
@@ -261,7 +269,7 @@ class BacksolveAdjoint(AdjointMethod):
     dense_forward: ClassVar[bool] = False  # its memory must not grow with the steps
 
     def segments(self, problem, fwd, solver, rtol, atol):
-        return _BacksolveSegments(problem, fwd, self.vjp(problem.system), solver, rtol, atol)
+        return _BacksolveSegments(problem, fwd, self.products(problem), solver, rtol, atol)
 
 
 def _gauss_legendre(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,8 +19,10 @@ one symbolic derivation, compiled here (:class:`SecondOrderKernels`): the code u
 which nothing in :mod:`adjoint_sym.reference` may use.  :class:`SecondOrderProducts` is
 where the rates are read; a subclass plants a bug (:mod:`adjoint_sym.testing.hvp_mutants`).
 
-A running cost ``int g dt`` would enter through :meth:`SecondOrderKernels.of` (the
-Hamiltonian ``a . f + g``); point losses pass ``running_cost=None``.
+A running cost ``int g dt`` enters through :meth:`SecondOrderKernels.of` (the
+Hamiltonian ``a . f + g``: its second derivatives join the rates of ``lambda`` and ``mu``,
+and nothing else changes, the times being fixed); the loss value's integral comes from
+the forward solve of ``[h, q]`` (:func:`~adjoint_sym.adjoint.running_cost.forward_with_cost`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ..symbolic.jvp import jvp
 from ..symbolic.second_order import SecondOrderAdjoint, check_twice_differentiable
 from ..symbolic.system import ODESystem
 from .backward import AdjointState, Observations, Segments, sweep
+from .running_cost import forward_with_cost
 
 
 def _entries(block: sp.Basic) -> list[sp.Basic]:
@@ -145,9 +148,9 @@ class SecondOrderProducts:
     mutants of :mod:`adjoint_sym.testing.hvp_mutants` do.
     """
 
-    def __init__(self, system: ODESystem) -> None:
-        self.system = system
-        self.kernels = SecondOrderKernels.of(system)
+    def __init__(self, system: ODESystem, running_cost: sp.Expr | None = None) -> None:
+        self.system, self.running_cost = system, running_cost
+        self.kernels = SecondOrderKernels.of(system, running_cost)
         self.n, self.n_params = system.n, system.n_params
 
     def initial_tangent(self, v_h0: np.ndarray) -> np.ndarray:
@@ -167,7 +170,7 @@ class SecondOrderProducts:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``Phi_hh s + Phi_h theta v`` per observation (the jumps of ``lambda``, (N, n)) and
         ``sum_i Phi_theta h s + Phi_theta theta v`` (added to ``mu(t0)``, (p,))."""
-        loss = problem.loss
+        loss = problem.point_loss
         n, p = self.n, self.n_params
         if isinstance(loss, ObservationLoss) and loss.targets is not None:
             return 2.0 * tangents, np.zeros(p)  # sum ||h - y||^2: Phi_hh = 2 I, no theta
@@ -223,6 +226,13 @@ def _check_loss(problem: Problem) -> None:
         )
 
 
+def _integral(problem: Problem, solver: str, rtol: float, atol: float) -> float | None:
+    """The running cost's integral, from the forward solve of ``[h, q]`` (None without one)."""
+    if problem.running_cost is None:
+        return None
+    return float(forward_with_cost(problem, solver=solver, rtol=rtol, atol=atol, dense=False).y[-1, -1])
+
+
 def adjoint_hvp(
     problem: Problem,
     v,
@@ -239,7 +249,7 @@ def adjoint_hvp(
     Parameters
     ----------
     problem : Problem
-        With an expression loss (``FinalLoss`` or ``ObservationLoss``).
+        With an expression loss (``FinalLoss`` or ``ObservationLoss``, plus running costs).
     v : array-like of shape (n + p,), or a mapping ``{"dh0": ..., "dparams": {...}}``
         The direction over ``(h0, theta)``; see :func:`~adjoint_sym.numeric.second_order.direction_vector`.
     solver : str
@@ -271,7 +281,12 @@ def adjoint_hvp(
     n, p = problem.system.n, problem.system.n_params
     x = direction_vector(problem, v)
     v_theta = x[n:]
-    products = SecondOrderProducts(problem.system) if products is None else products
+    products = SecondOrderProducts(problem.system, problem.running_cost) if products is None else products
+    if products.running_cost != problem.running_cost:
+        raise InvalidModelError(
+            f"the second-order products were derived for the running cost {products.running_cost}, but the loss's "
+            f"is {problem.running_cost}; build them with SecondOrderProducts(system, problem.running_cost)"
+        )
     theta = problem.theta
     z0 = np.concatenate([problem.h0, products.initial_tangent(x[:n])])
     fwd = integrate(
@@ -284,7 +299,7 @@ def adjoint_hvp(
         what="tangent solve",
     )
     z = fwd.at(problem.times)
-    observations = Observations.of(problem, z[:, :n])
+    observations = Observations.of(problem, z[:, :n], integral=_integral(problem, solver, rtol, atol))
     curvature, theta_curvature = products.loss_curvature(problem, z[:, :n], z[:, n:], v_theta)
     back_rtol = rtol if adjoint_rtol is None else adjoint_rtol
     back_atol = atol if adjoint_atol is None else adjoint_atol
@@ -307,7 +322,7 @@ def adjoint_hvp(
         "accuracy": max(rtol, back_rtol),
         "wall_time": time.perf_counter() - started,
     }
-    loss = float(np.real(observations.loss.value))
+    loss = float(np.real(observations.loss.value)) + observations.integral
     return HessianVectorProduct.from_vector(problem, hv, x, "adjoint", loss, gradient=gradient, stats=stats)
 
 

@@ -31,16 +31,30 @@ def _terms(spec: Spec) -> LossTerms:
 def describe_loss(spec: Spec) -> str:
     """The loss in one line of plain text."""
     problem = spec.problem
-    exprs = problem.loss.expressions(problem.system, len(problem.times))
+    g, t = problem.running_cost, problem.system.t
+    running = "" if g is None else f"int_{t}0^{t}1 [{expression_text(g)}] d{t}"
+    point = _describe_point(problem)
+    if g is not None and problem.is_final_loss and _point_exprs(problem)[0] == 0:  # a running cost alone
+        return f"L = {running} over [{problem.t0:g}, {problem.t1:g}]"
+    return f"L = {point}" + ("" if g is None else f" + {running}")
+
+
+def _point_exprs(problem) -> list:
+    return problem.point_loss.expressions(problem.system, len(problem.times))
+
+
+def _describe_point(problem) -> str:
+    point = problem.point_loss
+    exprs = _point_exprs(problem)
     t = problem.system.t
     if problem.is_final_loss:
-        return f"L = {expression_text(exprs[0])} at {t}1 = {problem.t1:g}"
+        return f"{expression_text(exprs[0])} at {t}1 = {problem.t1:g}"
     times = ", ".join(f"{x:g}" for x in problem.times)
-    if getattr(problem.loss, "targets", None) is not None:
-        return f"L = sum_i ||h({t}_i) - y_i||^2 over {t}_i in [{times}]"
+    if getattr(point, "targets", None) is not None:
+        return f"sum_i ||h({t}_i) - y_i||^2 over {t}_i in [{times}]"
     if len(set(exprs)) == 1:
-        return f"L = sum_i [{expression_text(exprs[0])}] at {t}_i in [{times}]"
-    return "L = " + " + ".join(f"[{expression_text(e)}]({t}={x:g})" for e, x in zip(exprs, problem.times))
+        return f"sum_i [{expression_text(exprs[0])}] at {t}_i in [{times}]"
+    return " + ".join(f"[{expression_text(e)}]({t}={x:g})" for e, x in zip(exprs, problem.times))
 
 
 def cmd_derive(args: argparse.Namespace, progress: Progress) -> int:
@@ -50,7 +64,7 @@ def cmd_derive(args: argparse.Namespace, progress: Progress) -> int:
     if args.order == 2:  # the second-order adjoint lives with the hvp command
         from .hvp import print_second_order
 
-        return print_second_order(spec.system, args)
+        return print_second_order(spec.system, args, running_cost=spec.problem.running_cost)
     if args.latex:
         text = spec.system.adjoint(form=args.form).latex(loss=_terms(spec)) + "\n"
     elif args.markdown:

@@ -94,13 +94,13 @@ def cmd_hvp(args: argparse.Namespace, progress: Progress) -> int:
     return EXIT_OK
 
 
-def print_second_order(system, args: argparse.Namespace) -> int:
-    """``adjoint-sym derive --order 2``: the tangent system and the second-order adjoint."""
+def print_second_order(system, args: argparse.Namespace, running_cost=None) -> int:
+    """``adjoint-sym derive --order 2``: the tangent system and the second-order adjoint (a running cost's too)."""
     from ..symbolic.second_order import SecondOrderAdjoint
 
     if args.form != "vjp":
         raise InvalidModelError("--order 2 derives the tangent adjoint from the vjp form; drop --form jacobian")
-    so = SecondOrderAdjoint.of(system)
+    so = SecondOrderAdjoint.of(system, running_cost=running_cost)
     text = so.latex() if args.latex else so.markdown() if args.markdown else so.text()
     print(text, end="" if text.endswith("\n") else "\n")
     return EXIT_OK

@@ -20,6 +20,18 @@ the initial value, the time span, the loss and, optionally, the solver::
     expr = "x**2 + y**2"
     # or: kind = "observations", times = [...], targets = [[...], ...]  (sum of squared errors)
     # or: kind = "observations", times = [...], expr = "..."            (expr summed over times)
+    # or: kind = "integral", expr = "..."          (a running cost: int_t0^t1 expr dt)
+
+A loss that is a sum of kinds is a list of such tables, added up (TOML's ``[[loss]]``;
+JSON's ``"loss": [{...}, {...}]``): at most one ``final`` or ``observations`` term and any
+number of ``integral`` ones (:class:`~adjoint_sym.numeric.loss.SumLoss`)::
+
+    [[loss]]
+    kind = "final"
+    expr = "x**2"
+    [[loss]]
+    kind = "integral"
+    expr = "y**2"                    # L = x(t1)^2 + int_t0^t1 y^2 dt
     [solver]                         # optional
     method = "DOP853"
     rtol = 1e-10
@@ -55,7 +67,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .._limits import LIMIT_NAMES, Limits, limits
 from ..errors import InvalidModelError
-from ..numeric.loss import FinalLoss, ObservationLoss
+from ..numeric.loss import FinalLoss, IntegralLoss, ObservationLoss, SumLoss
 from ..numeric.problem import Problem
 from ..numeric.solve import SOLVERS
 from ..symbolic.names import did_you_mean, shown, shown_value
@@ -71,8 +83,12 @@ DEFAULT_ATOL = 1e-10
 
 TOP_LEVEL_FIELDS = ("name", "state", "time", "rhs", "params", "h0", "t0", "t1", "loss", "solver", "claim", "limits")
 REQUIRED_FIELDS = ("state", "rhs", "h0", "t1", "loss")
-LOSS_KINDS = ("final", "observations")
-_LOSS_FIELDS = {"final": ("kind", "expr"), "observations": ("kind", "times", "targets", "expr")}
+LOSS_KINDS = ("final", "observations", "integral")
+_LOSS_FIELDS = {
+    "final": ("kind", "expr"),
+    "observations": ("kind", "times", "targets", "expr"),
+    "integral": ("kind", "expr"),
+}
 _SOLVER_FIELDS = ("method", "rtol", "atol")
 
 
@@ -406,48 +422,71 @@ def _param_value(value: object, where: str) -> tuple[object, tuple[int, int] | N
 
 
 def _loss(value: object, n: int):
+    """One loss table, or a list of them summed (:class:`SumLoss`)."""
+    if not isinstance(value, list):
+        return _loss_term(value, n, "loss")
+    if not value:
+        raise InvalidModelError("loss: the list of loss terms is empty; give one table per term")
+    terms = [_loss_term(v, n, f"loss[{i}]") for i, v in enumerate(value)]
+    if len(terms) == 1:
+        return terms[0]
+    points = [i for i, v in enumerate(value) if v.get("kind") != "integral"]
+    if len(points) > 1:
+        raise InvalidModelError(
+            f"loss[{points[1]}]: a second final or observations term; a sum holds at most one (write the final "
+            "terms as one expression) and any number of 'integral' terms"
+        )
+    return SumLoss(*terms)
+
+
+def _loss_term(value: object, n: int, where: str):
     if not isinstance(value, Mapping):
-        raise InvalidModelError(f"loss: expected a table with a 'kind', got {_show(value)}")
+        raise InvalidModelError(f"{where}: expected a table with a 'kind', got {_show(value)}")
     kind = value.get("kind")
     if kind not in LOSS_KINDS:
         got = "missing" if kind is None else repr(kind)
-        raise InvalidModelError(f"loss.kind: {got}; choose one of {', '.join(map(repr, LOSS_KINDS))}")
-    _check_keys(value, _LOSS_FIELDS[kind], "loss")
-    if kind == "final":
+        raise InvalidModelError(f"{where}.kind: {got}; choose one of {', '.join(map(repr, LOSS_KINDS))}")
+    _check_keys(value, _LOSS_FIELDS[kind], where)
+    if kind in ("final", "integral"):
         if "expr" not in value:
-            raise InvalidModelError("loss.expr: missing; a final loss needs the expression L(h(t1))")
+            needs = "a final loss needs the expression L(h(t1))"
+            if kind == "integral":
+                needs = "an integral loss needs the integrand g of int_t0^t1 g dt"
+            raise InvalidModelError(f"{where}.expr: missing; {needs}")
         if not isinstance(value["expr"], str):
-            raise InvalidModelError(f"loss.expr: expected a string, got {_show(value['expr'])}")
-        return FinalLoss(value["expr"])
+            raise InvalidModelError(f"{where}.expr: expected a string, got {_show(value['expr'])}")
+        return FinalLoss(value["expr"]) if kind == "final" else IntegralLoss(value["expr"])
     if "times" not in value:
-        raise InvalidModelError("loss.times: missing; an observation loss needs its observation times")
-    times = _number_list(value["times"], "loss.times")
+        raise InvalidModelError(f"{where}.times: missing; an observation loss needs its observation times")
+    times = _number_list(value["times"], f"{where}.times")
     if not times:
-        raise InvalidModelError("loss.times: the list is empty")
+        raise InvalidModelError(f"{where}.times: the list is empty")
     has_targets, has_expr = "targets" in value, "expr" in value
     if has_targets == has_expr:
-        raise InvalidModelError("loss: an observation loss needs exactly one of 'targets' or 'expr'")
+        raise InvalidModelError(f"{where}: an observation loss needs exactly one of 'targets' or 'expr'")
     if has_targets:
         targets = value["targets"]
         if not isinstance(targets, list):
-            raise InvalidModelError(f"loss.targets: expected a list of rows, got {_show(targets)}")
+            raise InvalidModelError(f"{where}.targets: expected a list of rows, got {_show(targets)}")
         if len(targets) != len(times):
-            raise InvalidModelError(f"loss.targets: {len(targets)} rows for {len(times)} observation times")
-        rows = [_number_list(row, f"loss.targets[{i}]") for i, row in enumerate(targets)]
+            raise InvalidModelError(f"{where}.targets: {len(targets)} rows for {len(times)} observation times")
+        rows = [_number_list(row, f"{where}.targets[{i}]") for i, row in enumerate(targets)]
         for i, row in enumerate(rows):
             if len(row) != n:
-                raise InvalidModelError(f"loss.targets[{i}]: {len(row)} values for a state of {n}")
+                raise InvalidModelError(f"{where}.targets[{i}]: {len(row)} values for a state of {n}")
         return ObservationLoss(times, targets=rows)
     expr = value["expr"]
     if not isinstance(expr, str):
-        expr = _string_list(expr, "loss.expr")
+        expr = _string_list(expr, f"{where}.expr")
     return ObservationLoss(times, expr=expr)
 
 
 def _check_params_used(problem: Problem) -> None:
     """A parameter no expression uses is most likely a misspelt name: refuse it."""
     system = problem.system
-    exprs = [*list(system.explicit_rhs), *problem.loss.expressions(system, len(problem.times))]
+    exprs = [*list(system.explicit_rhs), *problem.point_loss.expressions(system, len(problem.times))]
+    if problem.running_cost is not None:
+        exprs.append(problem.running_cost)
     used: set[sp.Basic] = set()
     for e in exprs:
         for s in e.free_symbols:

@@ -15,6 +15,11 @@ computation, ``t0`` and the observation times entering through the grid (the fra
 and tends to the continuous gradient as the steps shrink (the source note's "direct
 backprop").
 
+A running cost ``int g dt`` is discretized with the state: the scheme integrates the
+augmented ``[h, q]`` with ``q' = g`` (``q(t0) = 0``) on the same grid, ``L = Phi + q(t_N)``,
+and the stage products gain ``c_q [g_h, g_theta, g_t]`` (SymPy's entry-wise derivatives of
+``g``, :func:`~adjoint_sym.reference.loss_derivative.expression_partials`).
+
 Grids: ``steps=N`` gives ``N`` equal steps (shared among segments in proportion to their
 length); ``steps=None`` records the steps of an adaptive ``solve_ivp`` run of the same
 scheme at ``rtol``/``atol`` (``"RK23"``, ``"RK45"`` = Dormand-Prince 5(4), ``"DOP853"``),
@@ -35,6 +40,7 @@ from ..numeric.problem import Problem
 from ..numeric.result import Gradient
 from ..numeric.solve import EXPLICIT, integrate
 from ..reference.finite_difference import gradient_from_vector, input_vector, split_inputs
+from ..reference.loss_derivative import expression_partials
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,10 +163,30 @@ class _Step:
     K: list
 
 
+def _dynamics(problem: Problem):
+    """``(rate, products, size)``: ``f`` (with ``g`` appended under a running cost), its stage
+    products ``[c^T rate_y, c^T rate_theta, c^T rate_t]`` and the discrete state's size."""
+    f, products, n = problem.kernels.f.fn, _stage_products(problem), problem.system.n
+    if problem.running_cost is None:
+        return f, products, n
+    g, partials = problem.running_value, expression_partials(problem.system, problem.running_cost).fn
+
+    def rate(t, y, theta):
+        return np.concatenate([f(t, y[:n], theta), [g(t, y[:n], theta)]])
+
+    def augmented(t, y, c, theta):
+        out = products(t, y[:n], c[:n], theta) + c[n] * partials(t, y[:n], theta)
+        return np.concatenate([out[:n], [0.0], out[n:]])  # nothing depends on q
+
+    return rate, augmented, n + 1
+
+
 def _forward(problem: Problem, scheme: Tableau, grids, h0, theta, t0, times, record: bool):
-    f = problem.kernels.f.fn
+    f, _, size = _dynamics(problem)
     A, b, c = scheme.A, scheme.b, scheme.c
     y = np.asarray(h0)
+    if size > len(y):  # the running cost's quadrature state starts at 0
+        y = np.concatenate([y, np.zeros(size - len(y), dtype=y.dtype)])
     states = np.empty((len(times), len(y)), dtype=np.result_type(y, theta, t0, times, float))
     tape: list[list[_Step]] = []
     start = t0
@@ -202,7 +228,9 @@ def discrete_loss(problem: Problem, x: np.ndarray, *, scheme: str = "rk4", grids
     """
     h0, theta, t0, times = split_inputs(problem, np.asarray(x))
     states, _ = _forward(problem, tableau(scheme), grids, h0, theta, t0, times, record=False)
-    return problem.evaluate_loss(states, theta=theta, times=times).value
+    n = problem.system.n
+    integral = states[-1, n] if problem.running_cost is not None else 0.0
+    return problem.evaluate_loss(states[:, :n], theta=theta, times=times).value + integral
 
 
 def backprop_gradient(
@@ -247,8 +275,15 @@ def backprop_gradient(
     tab = tableau(name)
     grids = make_grids(problem, tab, steps, rtol=rtol, atol=atol)
     states, tape = _forward(problem, tab, grids, problem.h0, problem.theta, problem.t0, problem.times, record=True)
-    loss = problem.evaluate_loss(states)
-    g = _reverse(problem, tab, grids, tape, loss)
+    n = problem.system.n
+    loss = problem.evaluate_loss(states[:, :n])
+    jumps = np.zeros(states.shape)  # dL/d(discrete state) at each observation
+    jumps[:, :n] = loss.d_states
+    value = loss.value
+    if problem.running_cost is not None:
+        jumps[-1, n] = 1.0  # L = Phi + q(t_N)
+        value += states[-1, n]
+    g = _reverse(problem, tab, grids, tape, loss, jumps)
     stats = {
         "scheme": tab.name,
         "steps": sum(len(s) - 1 for s in grids),
@@ -260,13 +295,13 @@ def backprop_gradient(
         stats["accuracy"] = rtol  # adaptive steps: the discrete gradient is as accurate as the solve
     else:
         stats["fixed_steps"] = True  # accuracy set by the step, not by rtol
-    return gradient_from_vector(problem, loss.value, g, "backprop", stats)
+    return gradient_from_vector(problem, value, g, "backprop", stats)
 
 
-def _reverse(problem: Problem, scheme: Tableau, grids, tape, loss) -> np.ndarray:
-    """The discrete adjoint: cotangents of every stage, last step first."""
-    vjp = _stage_products(problem)
-    n, p = problem.system.n, problem.system.n_params
+def _reverse(problem: Problem, scheme: Tableau, grids, tape, loss, jumps: np.ndarray) -> np.ndarray:
+    """The discrete adjoint: cotangents of every stage, last step first (``jumps``: dL/dy(t_i))."""
+    _, vjp, n = _dynamics(problem)
+    p = problem.system.n_params
     A, b, c = scheme.A, scheme.b, scheme.c
     theta, times = problem.theta, problem.times
     y_bar = np.zeros(n)
@@ -274,7 +309,7 @@ def _reverse(problem: Problem, scheme: Tableau, grids, tape, loss) -> np.ndarray
     time_bar = np.asarray(loss.d_times, dtype=float).copy()  # cotangents of t_0 .. t_N ...
     t0_bar = 0.0
     for i in range(len(times) - 1, -1, -1):
-        y_bar = y_bar + loss.d_states[i]
+        y_bar = y_bar + jumps[i]
         start_bar, length_bar = 0.0, 0.0
         s = grids[i]
         for k in range(len(tape[i]) - 1, -1, -1):
@@ -306,7 +341,7 @@ def _reverse(problem: Problem, scheme: Tableau, grids, tape, loss) -> np.ndarray
             time_bar[i - 1] += start_bar - length_bar
         else:
             t0_bar = start_bar - length_bar
-    return np.concatenate([y_bar, theta_bar, [t0_bar], time_bar])
+    return np.concatenate([y_bar[: problem.system.n], theta_bar, [t0_bar], time_bar])
 
 
 def _stage_products(problem: Problem):

@@ -11,6 +11,8 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     "CallableLoss": "loss",
     "FinalLoss": "loss",
+    "IntegralLoss": "loss",
+    "SumLoss": "loss",
     "Loss": "loss",
     "ObservationLoss": "loss",
     "Problem": "problem",

@@ -59,6 +59,8 @@ _DOP853_TO_MONOMIAL = _dop853_to_monomial()
 class DenseState:
     """``h(t)`` from an ``OdeSolution``, fast for sweeps in one direction.
 
+    ``size`` keeps the first ``size`` components only (a solve of ``[h, q]`` read as ``h``).
+
     Examples
     --------
     >>> import numpy as np
@@ -68,12 +70,13 @@ class DenseState:
     True
     """
 
-    def __init__(self, sol: OdeSolution) -> None:
+    def __init__(self, sol: OdeSolution, size: int | None = None) -> None:
         self.sol = sol
+        self.size = size
         interpolants = sol.interpolants if sol.ascending else sol.interpolants[::-1]
         self.breaks = [float(t) for t in sol.ts_sorted]
         self.lows = np.asarray(sol.ts_sorted[:-1], dtype=float)
-        self.coeffs = [_monomial(i) for i in interpolants]
+        self.coeffs = [c if c is None or size is None else c[:, :size] for c in map(_monomial, interpolants)]
         self.powers = {len(c): np.arange(len(c)) for c in self.coeffs if c is not None}
         self.t_old = [float(i.t_old) for i in interpolants]
         self.h = [float(i.t - i.t_old) for i in interpolants]
@@ -93,6 +96,7 @@ class DenseState:
         k = self._segment(t)
         coeffs = self.coeffs[k]
         if coeffs is None:
-            return self.interpolants[k](t)
+            out = self.interpolants[k](t)
+            return out if self.size is None else out[: self.size]
         x = (t - self.t_old[k]) / self.h[k]
         return x ** self.powers[len(coeffs)] @ coeffs

@@ -8,12 +8,24 @@ loss                     ``L``
 :class:`ObservationLoss` ``sum_i ||h(t_i) - y_i||^2`` for targets ``y_i``, or
                          ``sum_i expr(h(t_i), theta, t_i)`` in the expression form
 :class:`CallableLoss`    a Python function of the observed states and its gradient
+:class:`IntegralLoss`    ``int_{t0}^{t1} g(h(t), theta, t) dt``: a running cost
+:class:`SumLoss`         a point loss plus running costs: ``FinalLoss("x**2") +
+                         IntegralLoss("u**2")`` is ``x(t1)^2 + int u^2 dt``
 =======================  ==========================================================
 
 Observation times run from ``t0`` towards ``t1`` and the last one is ``t1``.  Expression
 losses are parsed through the whitelist (:mod:`adjoint_sym.symbolic.parse`) against the system's
 names; an expression may use parameters (their explicit derivative is added to
 ``dL/dtheta``) and the time symbol (added to ``dL/dt_i``).
+
+A loss has a *point part*, read at the observation times (:meth:`Loss.point`), and a
+*running cost* ``g`` integrated over ``[t0, t1]`` (:meth:`Loss.running_cost`, ``None``
+for the point losses).  ``+`` sums losses into a :class:`SumLoss`: at most one point loss
+(a :class:`FinalLoss` or an :class:`ObservationLoss`; write two final terms as one
+expression) and any number of :class:`IntegralLoss` terms, whose integrands add up.
+A running cost moves ``dL/dt1`` by ``g(h(t1), theta, t1)`` (the integral grows with its
+end) and ``dL/dt0`` by ``-g(h0, theta, t0)``; with observations, ``t1`` is the last
+observation time, so ``dL/dt_N`` carries the term.
 """
 
 from __future__ import annotations
@@ -65,6 +77,19 @@ class Loss(ABC):
     @abstractmethod
     def observation_times(self, t1: float) -> np.ndarray:
         """The times at which the loss reads the state, the last being ``t1``."""
+
+    def point(self) -> Loss:
+        """The part read at the observation times (a loss of its own kind for point losses)."""
+        return self
+
+    def running_cost(self, system: ODESystem) -> sp.Expr | None:
+        """The integrand ``g(h, theta, t)`` of the loss's running cost, or ``None``."""
+        return None
+
+    def __add__(self, other: object) -> SumLoss:
+        if not isinstance(other, Loss):
+            return NotImplemented
+        return SumLoss(self, other)
 
 
 def _expression(expr: str | sp.Expr, system: ODESystem, where: str) -> sp.Expr:
@@ -214,3 +239,106 @@ class CallableLoss(Loss):
 
     def observation_times(self, t1: float) -> np.ndarray:
         return np.array([float(t1)]) if self.times is None else np.asarray(self.times, dtype=float)
+
+
+@dataclass(frozen=True)
+class IntegralLoss(Loss):
+    """A running cost: ``L = int_{t0}^{t1} expr(h(t), theta, t) dt``.
+
+    Add it to a point loss for ``L = Phi(h(t1)) + int g dt`` (see :class:`SumLoss`).  Alone,
+    its point part is zero at ``t1``.
+
+    Examples
+    --------
+    >>> IntegralLoss("x**2")
+    IntegralLoss(expr='x**2')
+    >>> FinalLoss("x") + IntegralLoss("x**2")
+    SumLoss(FinalLoss(expr='x'), IntegralLoss(expr='x**2'))
+    """
+
+    expr: str | sp.Expr
+
+    def observation_times(self, t1: float) -> np.ndarray:
+        return np.array([float(t1)])
+
+    def point(self) -> Loss:
+        return FinalLoss(sp.Integer(0))
+
+    def expressions(self, system: ODESystem, n_times: int) -> list[sp.Expr]:
+        """The point part's summands: zero (an integral reads no single time)."""
+        return [sp.Integer(0)] * n_times
+
+    def running_cost(self, system: ODESystem) -> sp.Expr:
+        return _scalar_integrand(_expression(self.expr, system, "IntegralLoss.expr"))
+
+
+def _scalar_integrand(expr: sp.Basic) -> sp.Expr:
+    if isinstance(expr, sp.MatrixBase | sp.MatrixExpr):
+        raise InvalidModelError(f"IntegralLoss.expr: the integrand must be a scalar expression, got the matrix {expr}")
+    return expr
+
+
+@dataclass(frozen=True, init=False)
+class SumLoss(Loss):
+    """A point loss plus running costs: ``L = Phi(h(t_i)) + int_{t0}^{t1} (g_1 + g_2 + ...) dt``.
+
+    Parameters
+    ----------
+    *terms : Loss
+        At most one :class:`FinalLoss` or :class:`ObservationLoss` (the point part; none
+        means zero at ``t1``) and any number of :class:`IntegralLoss`.  Sums nest and
+        flatten: ``a + b + c`` holds the three terms.
+
+    Examples
+    --------
+    >>> loss = SumLoss(FinalLoss("x**2"), IntegralLoss("x**2"), IntegralLoss("k*x"))
+    >>> loss.integrals
+    (IntegralLoss(expr='x**2'), IntegralLoss(expr='k*x'))
+    """
+
+    terms: tuple
+
+    def __init__(self, *terms: Loss) -> None:
+        flat: list[Loss] = []
+        for term in terms:
+            flat.extend(term.terms if isinstance(term, SumLoss) else [term])
+        for term in flat:
+            if not isinstance(term, Loss):
+                raise InvalidModelError(f"a SumLoss adds losses, got {term!r}")
+            if isinstance(term, CallableLoss):
+                raise InvalidModelError(
+                    "a CallableLoss cannot be summed with other losses (its gradient is Python code the sum cannot "
+                    "extend); state the point loss as a FinalLoss or ObservationLoss expression"
+                )
+        points = [t for t in flat if not isinstance(t, IntegralLoss)]
+        if len(points) > 1:
+            raise InvalidModelError(
+                f"a SumLoss holds at most one point loss, got {len(points)} ({', '.join(map(repr, points))}); "
+                "write the final terms as one expression, e.g. FinalLoss('x**2 + y')"
+            )
+        if not any(isinstance(t, IntegralLoss) for t in flat) and len(flat) < 2:
+            raise InvalidModelError("a SumLoss needs at least two terms; use the loss itself")
+        object.__setattr__(self, "terms", tuple(flat))
+
+    def __repr__(self) -> str:
+        return f"SumLoss({', '.join(map(repr, self.terms))})"
+
+    @property
+    def integrals(self) -> tuple:
+        """The :class:`IntegralLoss` terms."""
+        return tuple(t for t in self.terms if isinstance(t, IntegralLoss))
+
+    def point(self) -> Loss:
+        points = [t for t in self.terms if not isinstance(t, IntegralLoss)]
+        return points[0] if points else FinalLoss(sp.Integer(0))
+
+    def observation_times(self, t1: float) -> np.ndarray:
+        return self.point().observation_times(t1)
+
+    def expressions(self, system: ODESystem, n_times: int) -> list[sp.Expr]:
+        """The point part's summands (see :meth:`FinalLoss.expressions`, :meth:`ObservationLoss.expressions`)."""
+        return self.point().expressions(system, n_times)
+
+    def running_cost(self, system: ODESystem) -> sp.Expr | None:
+        costs = [t.running_cost(system) for t in self.integrals]
+        return sp.Add(*costs) if costs else None

@@ -8,6 +8,9 @@ Semantics of the time derivatives (the same for every method):
   ``dL/dt1 = dL/dh(t1) . f(h(t1), t1)`` plus any explicit time dependence of ``L``.
   For observation losses ``dL/dt1`` is ``None``; ``dL/dt_i`` per observation time is
   reported as ``dtimes``.
+* A running cost ``int_{t0}^{t1} g dt`` (:class:`~adjoint_sym.numeric.loss.IntegralLoss`)
+  adds ``g(h(t1), theta, t1)`` to ``dL/dt1`` (to ``dL/dt_N`` with observations, whose
+  last time is ``t1``) and ``-g(h0, theta, t0)`` to ``dL/dt0``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ class Problem:
     t0, t1 : float
         ``t1 < t0`` integrates backward in time; ``t1 == t0`` is legal.
     loss : Loss
-        :class:`FinalLoss`, :class:`ObservationLoss` or :class:`CallableLoss`.
+        :class:`FinalLoss`, :class:`ObservationLoss`, :class:`CallableLoss`,
+        :class:`IntegralLoss`, or a :class:`SumLoss` of a point loss and running costs.
 
     Examples
     --------
@@ -77,7 +81,9 @@ class Problem:
         if not isinstance(system, ODESystem):
             raise InvalidModelError(f"system must be an ODESystem, got {type(system).__name__}")
         if not isinstance(loss, Loss):
-            raise InvalidModelError(f"loss must be a FinalLoss, ObservationLoss or CallableLoss, got {loss!r}")
+            raise InvalidModelError(
+                f"loss must be a FinalLoss, ObservationLoss, CallableLoss, IntegralLoss or SumLoss, got {loss!r}"
+            )
         h0_arr = _finite_vector(h0, "h0", system.n)
         theta = flatten_params(system, params)
         t0_f, t1_f = _finite_scalar(t0, "t0"), _finite_scalar(t1, "t1")
@@ -89,6 +95,7 @@ class Problem:
         object.__setattr__(self, "loss", loss)
         object.__setattr__(self, "times", times)
         self._loss_kernels  # noqa: B018 - parse and compile the loss now: bad input fails here
+        self.running_cost  # noqa: B018 - and the running cost's integrand
 
     @property
     def params(self) -> dict[str, float | np.ndarray]:
@@ -96,8 +103,19 @@ class Problem:
         return unflatten_params(self.system, self.theta)
 
     @property
+    def point_loss(self) -> Loss:
+        """The part of the loss read at the observation times (``FinalLoss(0)`` for an integral alone)."""
+        return self.loss.point()
+
+    @cached_property
+    def running_cost(self) -> sp.Expr | None:
+        """The integrand ``g(h, theta, t)`` of the loss's running cost, or ``None`` (point losses)."""
+        return self.loss.running_cost(self.system)
+
+    @property
     def is_final_loss(self) -> bool:
-        return isinstance(self.loss, FinalLoss) or (isinstance(self.loss, CallableLoss) and self.loss.times is None)
+        point = self.point_loss
+        return isinstance(point, FinalLoss) or (isinstance(point, CallableLoss) and point.times is None)
 
     @property
     def kernels(self) -> CompiledSystem:
@@ -117,28 +135,33 @@ class Problem:
     # -- the loss, numerically --------------------------------------------------------
     @cached_property
     def _loss_kernels(self) -> list[Kernel] | None:
-        if isinstance(self.loss, CallableLoss):
+        point = self.point_loss
+        if isinstance(point, CallableLoss):
             return None
-        targets = _squared_errors(self.loss)
+        targets = _squared_errors(point)
         if targets is not None:
             if targets.shape[1] != self.system.n:
                 raise InvalidModelError(
                     f"loss.targets rows have {targets.shape[1]} entries but the state has {self.system.n}"
                 )
             return None
-        exprs = self.loss.expressions(self.system, len(self.times))
+        exprs = point.expressions(self.system, len(self.times))
         return [_loss_kernel(self.system, e) for e in exprs]
 
     def evaluate_loss(self, states: np.ndarray, theta=None, times=None) -> LossValue:
-        """The loss at ``states`` (shape (N, n), one row per observation time)."""
+        """The point loss at ``states`` (shape (N, n), one row per observation time).
+
+        A running cost is not in it: its integral needs the whole trajectory.
+        """
         theta = self.theta if theta is None else theta
         times = self.times if times is None else times
         states = np.asarray(states)
-        if isinstance(self.loss, CallableLoss):
-            return _callable_loss(self.loss, states, theta, self.system)
+        point = self.point_loss
+        if isinstance(point, CallableLoss):
+            return _callable_loss(point, states, theta, self.system)
         n, p = self.system.n, self.system.n_params
         dtype = np.result_type(states, theta, times)
-        targets = _squared_errors(self.loss)
+        targets = _squared_errors(point)
         if targets is not None:  # sum of squared errors: no symbolic detour, one kernel-free formula
             residual = states - targets
             zeros = np.zeros(p, dtype=dtype), np.zeros(len(times), dtype=dtype)
@@ -164,10 +187,34 @@ class Problem:
     # -- the loss value alone: what the references differentiate themselves ----------------
     @cached_property
     def _value_kernels(self) -> list[Kernel] | None:
-        if isinstance(self.loss, CallableLoss) or _squared_errors(self.loss) is not None:
+        point = self.point_loss
+        if isinstance(point, CallableLoss) or _squared_errors(point) is not None:
             return None
-        exprs = self.loss.expressions(self.system, len(self.times))
+        exprs = point.expressions(self.system, len(self.times))
         return [_value_kernel(self.system, e) for e in exprs]
+
+    @cached_property
+    def _running_value_kernel(self) -> Kernel | None:
+        g = self.running_cost
+        return None if g is None else _value_kernel(self.system, g)
+
+    def running_value(self, t, h: np.ndarray, theta=None):
+        """The running cost ``g(h, theta, t)`` (any dtype; zero without one), value only.
+
+        As :meth:`loss_term`, compiled from the expression alone: the references integrate
+        and differentiate it themselves.
+
+        Examples
+        --------
+        >>> from adjoint_sym import ODESystem, IntegralLoss
+        >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+        >>> prob = Problem(sys, [1.0], {"k": 0.5}, 0.0, 1.0, IntegralLoss("k*x**2 + t"))
+        >>> float(prob.running_value(2.0, np.array([3.0])))
+        6.5
+        """
+        theta = self.theta if theta is None else theta
+        kernel = self._running_value_kernel
+        return 0.0 if kernel is None else kernel(t, h, theta)[0]
 
     def loss_term(self, i: int, t, h: np.ndarray, theta=None):
         """The ``i``-th observation's term of an expression or squared-error loss (any dtype).
@@ -184,22 +231,22 @@ class Problem:
         >>> float(prob.loss_term(0, 1.0, np.array([3.0])))
         4.5
         """
-        if isinstance(self.loss, CallableLoss):
+        if isinstance(self.point_loss, CallableLoss):
             raise InvalidModelError("a CallableLoss has no terms to evaluate one by one; call loss_value")
         theta = self.theta if theta is None else theta
-        targets = _squared_errors(self.loss)
+        targets = _squared_errors(self.point_loss)
         if targets is not None:
             residual = h - targets[i]
             return np.sum(residual * residual)
         return self._value_kernels[i](t, h, theta)[0]
 
     def loss_value(self, states: np.ndarray, theta=None, times=None):
-        """The loss at ``states`` (shape (N, n)), from the value-only kernels (any dtype)."""
+        """The point loss at ``states`` (shape (N, n)), from the value-only kernels (any dtype)."""
         theta = self.theta if theta is None else theta
         times = self.times if times is None else times
         states = np.asarray(states)
-        if isinstance(self.loss, CallableLoss):
-            return _call_user(self.loss.value, states, theta)
+        if isinstance(self.point_loss, CallableLoss):
+            return _call_user(self.point_loss.value, states, theta)
         return sum(self.loss_term(i, times[i], states[i], theta) for i in range(len(times)))
 
 

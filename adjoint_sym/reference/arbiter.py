@@ -17,7 +17,9 @@ the last two terms fall below ``tolerance`` times the size of ``[h, S]``:
 
 (Jorba & Zou, Experimental Mathematics 14 (2005)): the sensitivities are in that norm, so
 a trajectory at rest (an equilibrium, a zero state) is stepped by the growth of its
-tangent.  The loss's derivatives are SymPy's, evaluated in the same precision.  The claim
+tangent.  The loss's derivatives are SymPy's, evaluated in the same precision.  A running cost
+``int g dt`` is one more state ``q' = g`` with its sensitivity row ``s_q' = g_h S + [0 |
+g_theta | 0]``, ``s_q(t0) = [0 | 0 | -g(h0, t0)]``, expanded with the rest.  The claim
 ``stats["accuracy"]`` is ``max(1e-15, 10 * steps * tolerance * growth)``: the rounding of
 the result to double, or the accumulated truncation amplified by the flow, whichever is
 larger.  With the defaults that is 1e-15, far below any double-precision reference.
@@ -137,8 +139,8 @@ def arbiter_gradient(
 def _check_bounds(problem: Problem, digits: int, order: int, tolerance: float, max_steps: int) -> None:
     system = problem.system
     n, p = system.n, system.n_params
-    components = n * (n + p + 2)
-    if isinstance(problem.loss, CallableLoss):
+    components = (n + (problem.running_cost is not None)) * (n + p + 2)
+    if isinstance(problem.point_loss, CallableLoss):
         raise InvalidModelError("the arbiter expands symbolic losses only; a CallableLoss has no expression")
     bad = non_analytic_functions(problem)
     if bad:
@@ -189,7 +191,20 @@ class _Expansion:
                     terms.append(F[i, c - n] * sp.Float(self.col[c], mp.dps))
                 dS.append(sp.Add(*terms))
         self.variables = [system.t, *system.flat_state, *[s for row in S for s in row]]
-        self.flow_jet = Jet([*rhs, *dS], self.variables, self.constants)
+        outputs = [*rhs, *dS]
+        self.cost = problem.running_cost
+        if self.cost is not None:  # q' = g and s_q' = g_h S + [0 | g_theta | 0] after [h, S]
+            g_h = [self.cost.diff(x) for x in system.flat_state]
+            g_theta = [self.cost.diff(q) for q in system.flat_params]
+            outputs.append(self.cost)
+            for c in range(self.m):
+                terms = [g_h[k] * S[k][c] for k in range(n) if g_h[k] != 0]
+                if n <= c < n + p and g_theta[c - n] != 0:
+                    terms.append(g_theta[c - n] * sp.Float(self.col[c], mp.dps))
+                outputs.append(sp.Add(*terms))
+            self.variables += [sp.Dummy("q"), *[sp.Dummy(f"sq_{c}") for c in range(self.m)]]
+            self.cost_jet = Jet([self.cost], [system.t, *system.flat_state], self.constants)
+        self.flow_jet = Jet(outputs, self.variables, self.constants)
         self.rhs_jet = Jet(rhs, [system.t, *system.flat_state], self.constants)
         self._loss_jets: dict = {}
 
@@ -238,7 +253,10 @@ class _Expansion:
         for i in range(n):
             S0[i][m - 1] = -f0[i] * self.col[m - 1]
         z = h0 + [s for row in S0 for s in row]
-        exprs = prob.loss.expressions(prob.system, len(prob.times))
+        size = len(z)
+        if self.cost is not None:  # q(t0) = 0; s_q(t0) = [0 | 0 | -g(h0, t0)] (scaled like S)
+            z += [mp.zero] * m + [-self._value(self.cost_jet, t0, h0) * self.col[m - 1]]
+        exprs = prob.point_loss.expressions(prob.system, len(prob.times))
         g = [mp.zero] * m
         dtimes, loss, growth, start = [], mp.zero, mp.one, t0
         for i, ti in enumerate(prob.times):
@@ -256,6 +274,11 @@ class _Expansion:
             f = self._rhs(t, h)
             dtimes.append(mpmath.fsum(d_h[r] * f[r] for r in range(n)) + d_t)
             growth = max(growth, float(np.linalg.norm(np.array([[float(s) for s in row[:n]] for row in S]), 2)))
+        if self.cost is not None:  # the integral, its sensitivities, and its growth with t_N = t1
+            loss += z[size]
+            for c in range(m):
+                g[c] += z[size + 1 + c] / self.col[c]
+            dtimes[-1] += self._value(self.cost_jet, start, z[:n])
         vector = np.array([float(v) for v in g + dtimes])
         return vector, float(loss), float(growth)
 
@@ -264,6 +287,12 @@ class _Expansion:
         jet.start([t, *h])
         jet.order(0)
         return [out.at(0) for out in jet.outputs]
+
+    @staticmethod
+    def _value(jet: Jet, t, h):
+        jet.start([t, *h])
+        jet.order(0)
+        return jet.outputs[0].at(0)
 
     def _loss(self, expr: sp.Basic, t, h):
         system = self.problem.system

@@ -16,14 +16,16 @@ run at ``rtol = min(rtol, 1e-13)``; ``stats["accuracy"]`` claims ``ACCURACY_UNIT
 that (a tolerance-proportional global error), which the tests measure on closed forms.
 
 The loss value comes from the value-only loss kernel; the complex step differentiates it
-with the trajectory, so no loss derivative of ours is used.  Time inputs are perturbed
+with the trajectory, so no loss derivative of ours is used.  A running cost ``int g dt``
+is integrated with the trajectory as one more state (:mod:`adjoint_sym.reference.inputs`)
+and complex-stepped with it.  Time inputs are perturbed
 through the change of variable ``t = a + s (b - a)`` (``s`` real), so ``dL/dt0``, ``dL/dt1``
 and every ``dL/dt_i`` come out of the same construction.
 
 Where it does not apply
 -----------------------
 * Non-analytic functions (``Abs``, ``Max``, ``Min``, ``sign``, ``Heaviside``, ``floor``,
-  ``re``, ``conjugate``, ``Piecewise`` ...) in the right-hand side or the loss: their
+  ``re``, ``conjugate``, ``Piecewise`` ...) in the right-hand side, the loss or its running cost: their
   numpy versions do not extend analytically to complex arguments (``abs`` returns the
   modulus), so :func:`complex_step_gradient` refuses with :class:`InvalidModelError`
   naming the function.
@@ -50,7 +52,15 @@ from ..numeric.loss import CallableLoss
 from ..numeric.problem import Problem, callable_loss_gradient
 from ..numeric.result import Gradient
 from ..numeric.solve import IMPLICIT, check_solver
-from .inputs import gradient_from_vector, input_scale, input_vector, loss_at, split_inputs, trajectory
+from .inputs import (
+    gradient_from_vector,
+    input_scale,
+    input_vector,
+    loss_at,
+    split_inputs,
+    trajectory,
+    trajectory_and_integral,
+)
 
 #: The imaginary step: small enough that the O(eps^2) error vanishes in double precision.
 STEP = 1e-30
@@ -93,8 +103,11 @@ def non_analytic_functions(problem: Problem) -> list[tuple[str, str]]:
     """
     found: list[tuple[str, str]] = []
     exprs: list[tuple[str, sp.Basic]] = [("the right-hand side", problem.system.rhs)]
-    if not isinstance(problem.loss, CallableLoss):
-        exprs += [("the loss", e) for e in problem.loss.expressions(problem.system, len(problem.times))]
+    point = problem.point_loss
+    if not isinstance(point, CallableLoss):
+        exprs += [("the loss", e) for e in point.expressions(problem.system, len(problem.times))]
+    if problem.running_cost is not None:
+        exprs.append(("the running cost", problem.running_cost))
     for where, expr in exprs:
         for atom in sorted(expr.atoms(*NON_ANALYTIC), key=str):
             entry = (where, type(atom).__name__)
@@ -165,14 +178,14 @@ def complex_step_gradient(
     srtol, satol = min(rtol, TIGHT_RTOL), min(atol, TIGHT_ATOL)
     counter = [0]
     x = input_vector(problem)
-    states = trajectory(problem, x, solver=solver, rtol=srtol, atol=satol, counter=counter)
+    states, integral = trajectory_and_integral(problem, x, solver=solver, rtol=srtol, atol=satol, counter=counter)
     scale = input_scale(problem, states)
     g = np.empty(len(x))
-    if isinstance(problem.loss, CallableLoss):
+    if isinstance(problem.point_loss, CallableLoss):
         loss, g = _chain_rule(problem, x, states, step * scale, solver, srtol, satol, counter)
     else:
         _, theta, _, times = split_inputs(problem, x)
-        loss = float(np.real(problem.loss_value(states, theta=theta, times=times)))
+        loss = float(np.real(problem.loss_value(states, theta=theta, times=times) + integral))
         for j in range(len(x)):
             xc = x.astype(complex)
             xc[j] += 1j * step * scale[j]

@@ -1,7 +1,8 @@
 """Central finite differences of the loss, Richardson-extrapolated, with their own error bound.
 
 The loss is the function ``L(x)`` of every input of :mod:`adjoint_sym.reference.inputs`,
-read from the value-only loss kernel (the references differentiate the loss themselves).
+read from the value-only loss kernel (the references differentiate the loss themselves),
+a running cost's integral included (integrated with the trajectory).
 Each entry is differentiated with a step ``delta_j = rel * s_j`` scaled to its input
 (:func:`~adjoint_sym.reference.inputs.step_scale`: a parameter's own size however small,
 1 for an exact zero; the size a state reaches; a time's size capped by the span), with

@@ -20,6 +20,15 @@ from the loss-gradient kernel the adjoint reads.  The result is exact up to the 
 tolerance, and the natural reference when ``p`` is small (the cost grows like
 ``n (n + p)``).  ``stats["accuracy"]`` claims ``rtol``: the joint solve controls ``S``
 (columns scaled to the size of the state) in the same norm as ``h``.
+
+A running cost ``int_{t0}^{t1} g dt`` joins as the quadrature state ``q`` and its
+sensitivity row ``s_q = dq/d(h0, theta, t0)`` (:func:`with_running_cost`):
+
+    dq/dt = g,   ds_q/dt = g_h S + [0 | g_theta | 0],   q(t0) = 0,   s_q(t0) = [0 | 0 | -g(h0, t0)],
+
+so ``dL/dx`` gains ``s_q(t_N)``, ``L`` gains ``q(t_N)`` and ``dL/dt_N`` gains ``g(h(t_N), t_N)``.
+``g_h`` and ``g_theta`` are SymPy's derivatives of ``g`` entry by entry
+(:func:`~adjoint_sym.reference.loss_derivative.expression_partials`), not the adjoint's.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from ..numeric.problem import Problem
 from ..numeric.result import Gradient
 from ..numeric.solve import IMPLICIT, check_solver, integrate
 from .inputs import gradient_from_vector
-from .loss_derivative import loss_partials
+from .loss_derivative import expression_partials, loss_partials
 
 
 def forward_gradient(
@@ -83,6 +92,9 @@ def forward_gradient(
     col[n : n + p] = np.maximum(np.abs(theta), 1.0)
     col[-1] = max(abs(problem.t0), 1.0)
     rhs, jac = sensitivity_equations(problem, col)
+    cost = problem.running_cost is not None
+    if cost:
+        rhs, jac = with_running_cost(problem, col, rhs, jac)
     if solver not in IMPLICIT:
         jac = None
 
@@ -90,6 +102,11 @@ def forward_gradient(
     S0[:, :n] = np.eye(n)
     S0[:, -1] = -f(problem.t0, problem.h0, theta) * col[-1]
     z = np.concatenate([problem.h0, S0.reshape(-1)])
+    if cost:  # q(t0) = 0; s_q(t0) = [0 | 0 | -g(h0, t0)]: the integral starts where t0 moves to
+        s_q0 = np.zeros(m)
+        s_q0[-1] = -problem.running_value(problem.t0, problem.h0) * col[-1]
+        z = np.concatenate([z, [0.0], s_q0])
+    size = n * (m + 1)
     times = problem.times
     states = np.empty((len(times), n))
     sens = np.empty((len(times), n, m))
@@ -100,12 +117,17 @@ def forward_gradient(
         )
         nfev, steps = nfev + res.nfev, steps + res.n_steps
         z = res.y[:, -1]
-        states[i], sens[i] = z[:n], z[n:].reshape(n, m) / col
+        states[i], sens[i] = z[:n], z[n:size].reshape(n, m) / col
         start = end
     loss = loss_partials(problem, states)  # our own derivative of the loss value, not the adjoint's kernel
     g_x = np.einsum("in,inm->m", loss.d_states, sens)
     g_x[n : n + p] += loss.d_theta
     dtimes = np.array([loss.d_states[i] @ f(t, states[i], theta) + loss.d_times[i] for i, t in enumerate(times)])
+    value = loss.value
+    if cost:  # the integral's value, its sensitivities, and its growth with its end t_N = t1
+        value += z[size]
+        g_x += z[size + 1 :] / col
+        dtimes[-1] += problem.running_value(times[-1], states[-1])
     growth = max(float(np.linalg.norm(sens[i][:, :n], 2)) for i in range(len(times)))
     stats = {
         "nfev_forward": nfev,
@@ -115,7 +137,7 @@ def forward_gradient(
         "growth": growth,
         "wall_time": _time.perf_counter() - started,
     }
-    return gradient_from_vector(problem, loss.value, np.concatenate([g_x, dtimes]), "forward", stats)
+    return gradient_from_vector(problem, value, np.concatenate([g_x, dtimes]), "forward", stats)
 
 
 def sensitivity_equations(problem: Problem, col: np.ndarray) -> tuple[Callable, Callable]:
@@ -185,6 +207,57 @@ def sensitivity_equations(problem: Problem, col: np.ndarray) -> tuple[Callable, 
     return rhs, jac
 
 
+def with_running_cost(problem: Problem, col: np.ndarray, rhs: Callable, jac: Callable) -> tuple[Callable, Callable]:
+    """The sensitivity equations of :func:`sensitivity_equations` with ``[q, s_q]`` appended.
+
+    ``z = [h, S, q, s_q]``, ``s_q`` scaled by ``col`` like the columns of ``S``.  The
+    Jacobian's new rows: ``d(dq/dt)/dh = g_h``, ``d(ds_q/dt)/dS = g_h`` per column, and
+    ``d(ds_q/dt)/dh`` by central differences in ``h`` (as for ``S``); nothing depends on ``q``.
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem, Problem, IntegralLoss
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> prob = Problem(sys, [1.0], {"k": 2.0}, 0.0, 1.0, IntegralLoss("k*x**2"))
+    >>> rhs, jac = with_running_cost(prob, np.ones(3), *sensitivity_equations(prob, np.ones(3)))
+    >>> z = np.arange(8.0) + 1
+    >>> step = 1e-6 * np.eye(8)
+    >>> fd = np.stack([(rhs(0.5, z + e) - rhs(0.5, z - e)) / 2e-6 for e in step], axis=1)
+    >>> bool(np.allclose(jac(0.5, z), fd, atol=1e-6))
+    True
+    """
+    n, p = problem.system.n, problem.system.n_params
+    m = n + p + 1
+    size = n * (m + 1)
+    theta = problem.theta
+    partials, value = expression_partials(problem.system, problem.running_cost).fn, problem.running_value
+
+    def cost_rate(t, h, S):
+        d = partials(t, h, theta)
+        d_s = d[:n] @ S
+        d_s[n : n + p] += d[n : n + p] * col[n : n + p]
+        return np.concatenate([[value(t, h, theta)], d_s])
+
+    def full_rhs(t, z):
+        return np.concatenate([rhs(t, z[:size]), cost_rate(t, z[:n], z[n:size].reshape(n, m))])
+
+    def full_jac(t, z):
+        h, S = z[:n], z[n:size].reshape(n, m)
+        J = np.zeros((size + 1 + m, size + 1 + m))
+        J[:size, :size] = jac(t, z[:size])
+        g_h = partials(t, h, theta)[:n]
+        J[size, :n] = g_h
+        J[size + 1 :, n:size] = np.kron(g_h, np.eye(m))  # d(ds_q,c/dt)/dS_kc = g_h[k], S row-major
+        for j in range(n):
+            d = 1e-7 * max(abs(h[j]), 1.0)
+            e = np.zeros(n)
+            e[j] = d
+            J[size + 1 :, j] = (cost_rate(t, h + e, S)[1:] - cost_rate(t, h - e, S)[1:]) / (2 * d)
+        return J
+
+    return full_rhs, full_jac
+
+
 def _state_jvp(problem: Problem) -> Callable:
     """``(t, h, V) -> f_h V``: the entry-wise Jacobian, or one batched JVP at matrix level."""
     k, theta = problem.kernels, problem.theta
@@ -235,4 +308,4 @@ def state_growth(
     return growth
 
 
-__all__ = ["forward_gradient", "sensitivity_equations", "state_growth"]
+__all__ = ["forward_gradient", "sensitivity_equations", "state_growth", "with_running_cost"]

@@ -16,7 +16,10 @@ method                 ``H v``
                        ``v`` (:mod:`adjoint_sym.reference.hessian_forward`; small problems)
 =====================  ==============================================================
 
-``x = (h0, theta)``; the times stay fixed.  Solves run at ``rtol = min(rtol, 1e-12)``
+``x = (h0, theta)``; the times stay fixed.  A running cost ``int g dt`` joins the
+sensitivity solve as ``q' = g``, ``s_q' = g_h S + [0 | g_theta]`` (SymPy's entry-wise
+derivatives of ``g``), and the dense Hessian as its second-order sensitivities.  Solves
+run at ``rtol = min(rtol, 1e-12)``
 (DOP853 for explicit solvers: the high order makes tight tolerances affordable), so
 the references are good to about ``1e-10`` relative on the problems of the test suite.
 """
@@ -36,6 +39,7 @@ from ..numeric.solve import IMPLICIT, check_solver, integrate
 from .complex_step import check_analytic
 from .finite_difference import TIGHT_ATOL, TIGHT_RTOL, input_scale, input_vector, trajectory
 from .hessian_forward import forward_hessian
+from .loss_derivative import expression_partials
 
 #: The imaginary step of the complex-step route (as for first-order complex step).
 STEP = 1e-30
@@ -70,19 +74,32 @@ def sensitivity_gradient(
     k = problem.kernels
     n, p = problem.system.n, problem.system.n_params
     m = n + p
+    size = n * (m + 1)
     f, jh, jt = k.f.fn, k.jac_h.fn, k.jac_theta.fn
     col = np.maximum(np.abs(np.real(problem.theta)), 1.0)
+    cost = problem.running_cost
+    if cost is not None:  # [q, s_q]: q' = g, s_q' = g_h S + g_theta (SymPy's entry-wise derivatives)
+        g, partials = problem.running_value, expression_partials(problem.system, cost).fn
 
     def rhs(t, z):
         h = z[:n]
-        dS = jh(t, h, theta) @ z[n:].reshape(n, m)
+        S = z[n:size].reshape(n, m)
+        dS = jh(t, h, theta) @ S
         dS[:, n:] += jt(t, h, theta) * col
-        return np.concatenate([f(t, h, theta), dS.reshape(-1)])
+        out = [f(t, h, theta), dS.reshape(-1)]
+        if cost is not None:
+            d = partials(t, h, theta)
+            d_q = d[:n] @ S
+            d_q[n:] += d[n : n + p] * col
+            out += [[g(t, h, theta)], d_q]
+        return np.concatenate(out)
 
     dtype = np.result_type(h0, theta, float)
     S0 = np.zeros((n, m), dtype=dtype)
     S0[:, :n] = np.eye(n)
     z = np.concatenate([np.asarray(h0, dtype=dtype), S0.reshape(-1)])
+    if cost is not None:
+        z = np.concatenate([z, np.zeros(1 + m, dtype=dtype)])
     times = problem.times
     states = np.empty((len(times), n), dtype=dtype)
     sens = np.empty((len(times), n, m), dtype=dtype)
@@ -93,13 +110,19 @@ def sensitivity_gradient(
         )
         nfev += res.nfev
         z = res.y[:, -1]
-        states[i], sens[i] = z[:n], z[n:].reshape(n, m)
+        states[i], sens[i] = z[:n], z[n:size].reshape(n, m)
         start = end
     sens[:, :, n:] /= col
     loss = problem.evaluate_loss(states, theta=theta)
-    g = np.einsum("in,inm->m", loss.d_states, sens)
-    g[n:] += loss.d_theta
-    return loss.value, g, nfev
+    grad = np.einsum("in,inm->m", loss.d_states, sens)
+    grad[n:] += loss.d_theta
+    value = loss.value
+    if cost is not None:  # the integral and its gradient, read at t_N = t1
+        value = value + z[size]
+        s_q = z[size + 1 :].copy()
+        s_q[n:] /= col
+        grad = grad + s_q
+    return value, grad, nfev
 
 
 def _tight(solver: str, rtol: float, atol: float) -> tuple[str, float, float]:

@@ -11,7 +11,14 @@ and the loss ``L = sum_i Phi_i(h(t_i), theta)`` has the Hessian
 
     d^2 L/dx^2 = sum_i [Z_i^T Phi_i,ww Z_i + sum_k dPhi_i/dh_k T_k(t_i)].
 
-Every second derivative (``f_ww`` and ``Phi_ww``) is compiled here entry by entry, so
+A running cost ``int g dt`` is the quadrature state ``q`` with its gradient ``q_x`` and
+Hessian ``Q`` in ``x``:
+
+    dq/dt = g,   dq_x/dt = g_w Z,   dQ/dt = Z^T g_ww Z + sum_k g_h[k] T_k,   all 0 at t0,
+
+added to the loss, gradient and Hessian at ``t_N = t1``.
+
+Every second derivative (``f_ww``, ``Phi_ww``, ``g_ww``) is compiled here entry by entry, so
 nothing is shared with the second-order adjoint's Jacobian-vector products.  The joint
 state has ``n (1 + m + m^2)`` entries: :data:`MAX_SENSITIVITIES` bounds it.
 """
@@ -32,6 +39,7 @@ from ..numeric.problem import Problem
 from ..numeric.solve import check_solver, integrate
 from ..symbolic.second_order import check_twice_differentiable
 from ..symbolic.system import ODESystem
+from .loss_derivative import expression_partials
 
 #: ``n m^2`` above which the dense Hessian is refused (the joint solve would be slow).
 MAX_SENSITIVITIES = 20_000
@@ -99,7 +107,7 @@ def loss_hessian_kernel(system: ODESystem, expr: sp.Expr) -> Kernel:
 def _loss_hessians(problem: Problem, states: np.ndarray) -> np.ndarray:
     """``Phi_i,ww`` at each observation, shape ``(N, n + p, n + p)``."""
     n, w = problem.system.n, problem.system.n + problem.system.n_params
-    loss = problem.loss
+    loss = problem.point_loss
     out = np.zeros((len(problem.times), w, w))
     if isinstance(loss, ObservationLoss) and loss.targets is not None:
         out[:, :n, :n] = 2.0 * np.eye(n)  # sum ||h - y||^2
@@ -148,15 +156,31 @@ def forward_hessian(
     theta = problem.theta
     E = np.hstack([np.zeros((p, n)), np.eye(p)])
 
+    size = n * (1 + m + m * m)
+    cost = problem.running_cost
+    if cost is not None:  # [q, q_x, Q] after [h, S, T] (see the module docstring)
+        g, g_w, g_ww = (
+            problem.running_value,
+            expression_partials(system, cost).fn,
+            loss_hessian_kernel(system, cost).fn,
+        )
+
     def rhs(t, y):
-        h, S, T = y[:n], y[n : n + n * m].reshape(n, m), y[n + n * m :].reshape(n, m, m)
+        h, S, T = y[:n], y[n : n + n * m].reshape(n, m), y[n + n * m : size].reshape(n, m, m)
         Jh, Jt = jh(t, h, theta), jt(t, h, theta)
         Z = np.vstack([S, E])
         dS = Jh @ S + Jt @ E
         dT = np.einsum("ka,ajl->kjl", Jh, T) + np.einsum("kab,aj,bl->kjl", fww(t, h, theta), Z, Z)
-        return np.concatenate([f(t, h, theta), dS.reshape(-1), dT.reshape(-1)])
+        out = [f(t, h, theta), dS.reshape(-1), dT.reshape(-1)]
+        if cost is not None:
+            w = g_w(t, h, theta)[:m]  # [g_h, g_theta] (its last entry, g_t, is not needed)
+            dQ = Z.T @ g_ww(t, h, theta) @ Z + np.einsum("k,kjl->jl", w[:n], T)
+            out += [[g(t, h, theta)], w @ Z, dQ.reshape(-1)]
+        return np.concatenate(out)
 
     y = np.concatenate([problem.h0, np.eye(n, m).reshape(-1), np.zeros(n * m * m)])
+    if cost is not None:
+        y = np.concatenate([y, np.zeros(1 + m + m * m)])
     times = problem.times
     states, sens, second = np.empty((len(times), n)), np.empty((len(times), n, m)), np.empty((len(times), n, m, m))
     nfev, start = 0, problem.t0
@@ -164,7 +188,7 @@ def forward_hessian(
         res = integrate(rhs, (start, end), y, solver=solver, rtol=rtol, atol=atol, dense=False, what="Hessian solve")
         nfev += res.nfev
         y = res.y[:, -1]
-        states[i], sens[i], second[i] = y[:n], y[n : n + n * m].reshape(n, m), y[n + n * m :].reshape(n, m, m)
+        states[i], sens[i], second[i] = y[:n], y[n : n + n * m].reshape(n, m), y[n + n * m : size].reshape(n, m, m)
         start = end
     loss = problem.evaluate_loss(states)
     Z = np.concatenate([sens, np.broadcast_to(E, (len(times), p, m))], axis=1)
@@ -172,8 +196,19 @@ def forward_hessian(
     hessian += np.einsum("ik,ikjl->jl", loss.d_states, second)
     gradient = np.einsum("in,inm->m", loss.d_states, sens)
     gradient[n:] += loss.d_theta
+    value = float(loss.value)
+    if cost is not None:  # the integral, its gradient and Hessian at t_N = t1
+        value += float(y[size])
+        gradient += y[size + 1 : size + 1 + m]
+        hessian += y[size + 1 + m :].reshape(m, m)
     stats = {"nfev_forward": nfev, "solver": solver, "wall_time": _time.perf_counter() - started}
-    return DenseHessian(float(loss.value), gradient, hessian, stats)
+    return DenseHessian(value, gradient, hessian, stats)
 
 
-__all__ = ["MAX_SENSITIVITIES", "DenseHessian", "forward_hessian", "loss_hessian_kernel", "rhs_hessian_kernel"]
+__all__ = [
+    "MAX_SENSITIVITIES",
+    "DenseHessian",
+    "forward_hessian",
+    "loss_hessian_kernel",
+    "rhs_hessian_kernel",
+]

@@ -17,7 +17,10 @@ into complex values too; each segment's end is a solver endpoint, never an inter
 value.  Moving ``t0`` keeps ``h0`` fixed; moving ``t_i`` moves only that observation: the
 trajectory runs through the unmoved ``t_i`` and a short extra solve reaches the moved
 one.  The loss is read from the value-only kernel (:meth:`Problem.loss_value`), never from
-the partial derivatives the adjoint uses.
+the partial derivatives the adjoint uses.  A running cost ``int g dt`` is integrated as
+one more state, ``dq/ds = (b - a) g(a + s (b - a), y, theta)``, ``q(t0) = 0``, from the
+value-only :meth:`Problem.running_value`: ``L = Phi + q(t_N)``, so moving ``t0`` or the
+last time ``t_N = t1`` moves the integral's ends.
 
 Complex inputs ``x = x_r + i eps d`` are integrated as the *real-augmented* system
 
@@ -133,15 +136,31 @@ def trajectory(
     A complex ``x`` is integrated as the real-augmented system of the module docstring,
     with ``eps`` the largest imaginary part of ``x``.
     """
+    return _solve(problem, x, solver, rtol, atol, counter, with_cost=False)[0]
+
+
+def trajectory_and_integral(
+    problem: Problem, x: np.ndarray, *, solver: str, rtol: float, atol: float, counter: list | None = None
+) -> tuple[np.ndarray, complex | float]:
+    """:func:`trajectory` and the running cost's integral ``q(t_N)`` (0 without one), solved together."""
+    return _solve(problem, x, solver, rtol, atol, counter, with_cost=problem.running_cost is not None)
+
+
+def _solve(problem: Problem, x, solver, rtol, atol, counter, *, with_cost: bool):
     x = np.asarray(x)
     eps = float(np.max(np.abs(np.imag(x)), initial=0.0))
     if eps == 0:
         x = np.real(x)
     h0, theta, t0, times = split_inputs(problem, x)
     n = problem.system.n
+    m = n + 1 if with_cost else n  # [h, q]: the integral rides along as one more state
     k = problem.kernels
-    f = k.f.fn
+    f, g = k.f.fn, problem.running_value
     jacobian = solver in IMPLICIT and eps == 0  # Newton on the augmented system: scipy's own differences
+
+    def rate(t, y):
+        out = f(t, y[:n], theta)
+        return np.concatenate([out, [g(t, y[:n], theta)]]) if with_cost else out
 
     def flow(z, start, end):
         length = end - start
@@ -150,18 +169,20 @@ def trajectory(
         if eps:
 
             def fun(s, z):
-                out = length * f(start + s * length, z[:n] + (1j * eps) * z[n:], theta)
+                out = length * rate(start + s * length, z[:m] + (1j * eps) * z[m:])
                 return np.concatenate([out.real, out.imag / eps])
         else:
 
             def fun(s, y):
-                return length * f(start + s * length, y, theta)
+                return length * rate(start + s * length, y)
 
         jac = None
         if jacobian:
 
             def jac(s, y):
-                return length * k.state_jacobian(start + s * length, y, theta)
+                out = np.zeros((m, m))  # q feeds back into nothing: its row's coupling is left to Newton
+                out[:n, :n] = length * k.state_jacobian(start + s * length, y[:n], theta)
+                return out
 
         res = integrate(
             fun, (0.0, 1.0), z, solver=solver, rtol=rtol, atol=atol, jac=jac, dense=False, what="reference solve"
@@ -170,14 +191,16 @@ def trajectory(
             counter[0] += res.nfev
         return res.y[:, -1]
 
-    z = np.concatenate([np.real(h0), np.imag(h0) / eps]) if eps else np.asarray(h0, dtype=float)
-    out = np.empty((len(times), 2 * n if eps else n))
+    y0 = np.concatenate([h0, [0.0]]) if with_cost else h0
+    z = np.concatenate([np.real(y0), np.imag(y0) / eps]) if eps else np.asarray(y0, dtype=float)
+    out = np.empty((len(times), 2 * m if eps else m))
     start = t0
     for i, base in enumerate(problem.times):
         z = flow(z, start, base)
         out[i] = flow(z, base, times[i]) if times[i] != base else z
         start = base
-    return out[:, :n] + (1j * eps) * out[:, n:] if eps else out
+    values = out[:, :m] + (1j * eps) * out[:, m:] if eps else out
+    return values[:, :n], (values[-1, n] if with_cost else 0.0)
 
 
 def loss_at(
@@ -196,8 +219,8 @@ def loss_at(
     (-0.1353352832, -0.1353352832)
     """
     _, theta, _, times = split_inputs(problem, x)
-    states = trajectory(problem, x, solver=solver, rtol=rtol, atol=atol, counter=counter)
-    return problem.loss_value(states, theta=theta, times=times)
+    states, integral = trajectory_and_integral(problem, x, solver=solver, rtol=rtol, atol=atol, counter=counter)
+    return problem.loss_value(states, theta=theta, times=times) + integral
 
 
 __all__ = [
@@ -208,4 +231,5 @@ __all__ = [
     "split_inputs",
     "step_scale",
     "trajectory",
+    "trajectory_and_integral",
 ]

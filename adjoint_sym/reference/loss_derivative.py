@@ -13,6 +13,9 @@ the loss *value* itself:
   here, entry by entry, apart from the adjoint's kernel;
 * for a :class:`CallableLoss`, by the user's own gradient (the only one there is).
 
+These are the partial derivatives of the point part; a running cost is differentiated
+where it is integrated (:func:`expression_partials`, entry by entry).
+
 Only the parameters and the time a term contains are stepped, so the cost is
 ``N (n + p_used + 1)`` evaluations of a small kernel.
 """
@@ -49,10 +52,11 @@ def loss_partials(problem: Problem, states: np.ndarray) -> LossValue:
     states = np.asarray(states, dtype=float)
     theta, times = problem.theta, problem.times
     N, n = states.shape
-    if isinstance(problem.loss, CallableLoss):
-        d_states, d_theta = callable_loss_gradient(problem.loss, states, theta, problem.system)
+    point = problem.point_loss
+    if isinstance(point, CallableLoss):
+        d_states, d_theta = callable_loss_gradient(point, states, theta, problem.system)
         return LossValue(float(problem.loss_value(states)), d_states, d_theta, np.zeros(N))
-    exprs = problem.loss.expressions(problem.system, N)
+    exprs = point.expressions(problem.system, N)
     value = 0.0
     d_states = np.zeros((N, n))
     d_theta = np.zeros(problem.system.n_params)
@@ -63,7 +67,7 @@ def loss_partials(problem: Problem, states: np.ndarray) -> LossValue:
             d_states[i], used, d_used, d_times[i] = _complex_step(problem, i, expr, states[i])
             d_theta[used] += d_used
         else:
-            out = _derivative_kernel(problem.system, expr)(times[i], states[i], theta)
+            out = expression_partials(problem.system, expr)(times[i], states[i], theta)
             p = problem.system.n_params
             d_states[i], d_times[i] = out[:n], out[n + p]
             d_theta += out[n : n + p]
@@ -107,11 +111,23 @@ def _complex_step(problem: Problem, i: int, expr: sp.Basic, h: np.ndarray):
 
 
 @lru_cache(maxsize=64)
-def _derivative_kernel(system: ODESystem, expr: sp.Basic) -> Kernel:
-    """``[dexpr/dh_k ..., dexpr/dtheta_j ..., dexpr/dt]`` by SymPy, entry by entry."""
+def expression_partials(system: ODESystem, expr: sp.Basic) -> Kernel:
+    """``(t, h, theta) -> [dexpr/dh_k ..., dexpr/dtheta_j ..., dexpr/dt]`` by SymPy, entry by entry.
+
+    The references' own derivative of a scalar expression (a loss term, a running cost):
+    ``diff`` by each scalar entry, never the adjoint's matrix-level reverse mode.
+
+    Examples
+    --------
+    >>> from adjoint_sym import ODESystem
+    >>> sys = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+    >>> x, k, t = (sys.symbol_table()[name] for name in ("x", "k", "t"))
+    >>> expression_partials(sys, k * x**2 + t)(0.0, np.array([3.0]), np.array([0.5]))
+    array([3., 9., 1.])
+    """
     wrt = [*system.flat_state, *system.flat_params, system.t]
     args = [scalar_argument(system.t), Argument("h", tuple(system.state)), Argument("theta", tuple(system.params))]
     return compile_kernel("loss_partials", args, [sp.ImmutableMatrix([expr.diff(v) for v in wrt])])
 
 
-__all__ = ["loss_partials", "used_parameters"]
+__all__ = ["expression_partials", "loss_partials", "used_parameters"]

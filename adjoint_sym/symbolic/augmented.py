@@ -17,6 +17,11 @@ The products ``a^T df/d.`` are formed either from full Jacobians (``form="jacobi
 entry by entry) or as one vector-Jacobian product of the scalar ``a . f``
 (``form="vjp"``, matrix level for neural right-hand sides).  The two must agree;
 :func:`adjoint_sym.identities.adjoint_forms_agree` proves it per system.
+
+With a running cost ``g`` (a loss ``Phi + int g dt``), ``a . f`` becomes the Hamiltonian
+``a . f + g`` and each right-hand side gains ``-dg/d.``
+(:mod:`adjoint_sym.symbolic.running_cost`): differentiated with the VJP in the ``"vjp"``
+form, entry by entry in the ``"jacobian"`` form.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import sympy as sp
 from ..errors import InvalidModelError
 from .matrix_calculus import scale
 from .notation import Notation
+from .running_cost import check_integrand, hamiltonian_products
 
 if TYPE_CHECKING:  # system.py builds on this module (ODESystem.adjoint()), not the reverse
     from .system import ODESystem
@@ -122,6 +128,8 @@ class Adjoint:
         when every parameter is scalar, else a tuple of blocks).
     rhs_t : scalar expression (or a 1x1 matrix expression)
         ``-a^T df/dt``.
+    running_cost : sympy expression or None
+        The integrand ``g`` of a running cost, whose ``-dg/d.`` the right-hand sides include.
 
     Examples
     --------
@@ -141,25 +149,38 @@ class Adjoint:
     rhs_a: sp.Basic
     rhs_theta: tuple | sp.ImmutableMatrix
     rhs_t: sp.Basic
+    running_cost: sp.Expr | None = None
 
     @classmethod
-    def of(cls, system: ODESystem, *, form: str = "vjp") -> Adjoint:
+    def of(cls, system: ODESystem, *, form: str = "vjp", running_cost: sp.Expr | None = None) -> Adjoint:
+        """The adjoint of ``system`` (with the running cost ``g``'s terms when one is given).
+
+        Examples
+        --------
+        >>> from adjoint_sym import ODESystem
+        >>> decay = ODESystem.from_strings(["x"], ["k"], "t", ["-k*x"])
+        >>> x = decay.symbol_table()["x"]
+        >>> Adjoint.of(decay, running_cost=x**2).rhs_a[0]
+        a_x*k - 2*x
+        """
         if form not in FORMS:
             raise InvalidModelError(f"form must be one of {FORMS}, got {form!r}")
+        g = None if running_cost is None else check_integrand(system, running_cost)
         a, a_theta, a_t = adjoint_symbols(system)
         if form == "vjp":
-            d_h, d_theta, d_t = system.vjp(a)
+            d_h, d_theta, d_t = hamiltonian_products(system, a, g)
             rhs_a = _negate(d_h)
             rhs_theta = tuple(_negate(d) for d in d_theta)
             rhs_t = _negate(d_t)
             rhs_theta = _as_column_if_scalar(rhs_theta, system)
         else:
             col = sp.ImmutableMatrix(a.as_explicit()) if isinstance(a, sp.MatrixSymbol) else a
-            rhs_a = sp.ImmutableMatrix(-system.jacobian_h.T * col)
-            flat = list(-system.jacobian_theta.T * col)
+            g_h, g_theta, g_t = _entry_gradient(system, g)
+            rhs_a = sp.ImmutableMatrix(-system.jacobian_h.T * col - g_h)
+            flat = list(-system.jacobian_theta.T * col - g_theta)
             rhs_theta = _as_column_if_scalar(tuple(_unflatten(flat, system.params)), system)
-            rhs_t = -(system.derivative_t.T * col)[0, 0]
-        return cls(system, form, a, a_theta, a_t, rhs_a, rhs_theta, rhs_t)
+            rhs_t = -(system.derivative_t.T * col)[0, 0] - g_t
+        return cls(system, form, a, a_theta, a_t, rhs_a, rhs_theta, rhs_t, g)
 
     @property
     def augmented(self) -> AugmentedSystem:
@@ -219,7 +240,8 @@ class Adjoint:
 
     def __repr__(self) -> str:
         name = self.system.name or "system"
-        return f"Adjoint({name}, form={self.form!r}, n={self.system.n}, n_params={self.system.n_params})"
+        cost = "" if self.running_cost is None else f", running_cost={self.running_cost}"
+        return f"Adjoint({name}, form={self.form!r}, n={self.system.n}, n_params={self.system.n_params}{cost})"
 
 
 def adjoint_symbols(system: ODESystem) -> tuple[sp.Basic, tuple | sp.ImmutableMatrix, sp.Symbol]:
@@ -257,6 +279,15 @@ def adjoint_latex_names(system: ODESystem, a: sp.Basic, a_theta, a_t: sp.Symbol)
     names.update({sym: note.adjoint_of(p).latex for sym, p in zip(a_theta, system.params)})
     names[a_t] = note.adjoint_time.latex
     return names
+
+
+def _entry_gradient(system: ODESystem, g: sp.Expr | None) -> tuple:
+    """``(g_h, g_theta, g_t)`` entry by entry (columns over the flat state and parameters)."""
+    if g is None:
+        return sp.zeros(system.n, 1), sp.zeros(system.n_params, 1), sp.Integer(0)
+    g_h = sp.ImmutableMatrix([g.diff(x) for x in system.flat_state])
+    g_theta = sp.ImmutableMatrix([g.diff(q) for q in system.flat_params]) if system.n_params else sp.zeros(0, 1)
+    return g_h, g_theta, g.diff(system.t)
 
 
 def _as_column_if_scalar(blocks: tuple, system: ODESystem) -> tuple | sp.ImmutableMatrix:

@@ -11,8 +11,16 @@ gradient with the loss's explicit terms::
     dL/dh0 = a(t0),  dL/dtheta = a_theta(t0) + d ell/dtheta,  dL/dt0 = a_t(t0)
     dL/dt1 = d ell/dh . f + d ell/dt
 
-(Chen et al. 2018, eqs. 4-5, Algorithm 1 and appendix B).  A :class:`Style` says how one
-format writes the pieces; :mod:`.render` has the LaTeX style, :mod:`.text` the plain one.
+(Chen et al. 2018, eqs. 4-5, Algorithm 1 and appendix B).  A running cost
+``L = ... + int_{t0}^{t1} g dt`` prints its integrand, its partial derivatives (which the
+adjoint's rates subtract: the Hamiltonian is ``a . f + g``) and its terms in the time
+derivatives::
+
+    a_t(t1) = -(d ell/dh . f + g)(t1),   dL/dt0 = a_t(t0) = -a(t0) . f(h0, t0) - g(h0, t0)
+    dL/dt1 = d ell/dh . f + d ell/dt + g(h(t1), theta, t1)
+
+A :class:`Style` says how one format writes the pieces; :mod:`.render` has the LaTeX
+style, :mod:`.text` the plain one.
 """
 
 from __future__ import annotations
@@ -24,11 +32,12 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
+from .cost_lines import RunningCostLines, with_running_cost
 from .loss_terms import LossTerms
 from .notation import Name, Notation
 
 #: Up to this many entries a column of partial derivatives is printed entry by entry.
-MAX_ENTRIES = 6
+MAX_ENTRIES = RunningCostLines.MAX_ENTRIES
 #: Up to this many observation times are listed.
 MAX_TIMES = 8
 
@@ -117,6 +126,10 @@ class Style(ABC):
     def sym(self, e: sp.Basic) -> str:
         return self.expr(e)
 
+    def integral(self, body: str, lo: str, hi: str, var: str) -> str:
+        """``int_lo^hi body d var``."""
+        return f"int_{lo}^{hi} {body} d{var}"
+
 
 def abbreviations(adj) -> dict:
     """Names (``z``, or ``z_1, z_2, ...``) for the arguments of elementwise functions.
@@ -175,7 +188,7 @@ def sections(adj, terms: LossTerms, style: Style) -> list[Section]:
     return [w.dynamics(), w.loss(), w.augmented(), w.adjoint(), w.terminal(), w.gradient()]
 
 
-class _Writer:
+class _Writer(RunningCostLines):
     def __init__(self, adj, terms: LossTerms, style: Style) -> None:
         self.adj, self.terms, self.s = adj, terms, style
         self.n = adj.notation
@@ -185,6 +198,8 @@ class _Writer:
         self.h, self.f, self.L, self.ell = s.name(n.state), s.name(n.rhs), s.name(n.loss), s.name(n.ell)
         self.theta = s.name(n.params)
         self.a, self.a_theta, self.a_t = s.name(n.adjoint), s.name(n.adjoint_params), s.name(n.adjoint_time)
+        self.g = s.name(n.cost)
+        self.running = terms.running is not None
 
     # -- the model --------------------------------------------------------------------
     def dynamics(self) -> Section:
@@ -202,15 +217,17 @@ class _Writer:
 
     def loss(self) -> Section:
         s, terms = self.s, self.terms
+        cost = [s.eq(self.g, s.expr(terms.running))] if self.running else []
         if terms.final:
-            lines = [s.eq(self.L, s.at(self.ell, s.at(self.h, self.t1), self.theta, self.t1))]
+            point = "" if terms.point_free else s.at(self.ell, s.at(self.h, self.t1), self.theta, self.t1)
+            lines = [s.eq(self.L, point + self._plus_integral())]
             if terms.times:
                 lines[0] += s.sep + f"{self.t1} = {terms.times[-1]:g}"
-            if terms.form == "expression":
+            if terms.form == "expression" and not terms.point_free:
                 lines.append(s.eq(self.ell, s.expr(terms.exprs[0])))
-            return Section("Loss", tuple(lines))
+            return Section("Loss", tuple(lines + cost))
         ell_i = s.sub(self.ell, "i")
-        first = s.eq(self.L, s.sum_i(s.at(ell_i, s.at(self.h, self.ti), self.theta, self.ti)))
+        first = s.eq(self.L, s.sum_i(s.at(ell_i, s.at(self.h, self.ti), self.theta, self.ti)) + self._plus_integral())
         lines = [first + s.sep + self._times()]
         if terms.form == "squared errors":
             target = s.sub(s.name(self.n.target), "i")
@@ -219,7 +236,7 @@ class _Writer:
             lines.append(s.eq(ell_i, s.expr(terms.exprs[0])) + s.sep + s.words("at every ") + self.ti)
         elif terms.form == "per time" and len(terms.exprs) <= MAX_TIMES:
             lines += [s.eq(s.sub(self.ell, str(i + 1)), s.expr(e)) for i, e in enumerate(terms.exprs)]
-        return Section("Loss", tuple(lines))
+        return Section("Loss", tuple(lines + cost))
 
     def _times(self) -> str:
         s, times = self.s, self.terms.times
@@ -259,6 +276,7 @@ class _Writer:
                     lines.append(s.eq(s.ddt(s.entry(s.sym(symbol), i, j)), s.expr(r)))
             else:
                 lines.append(s.eq(s.ddt(s.sym(symbol)), s.expr(shorten(rhs, s.abbreviations))))
+        lines += self._cost_partials()
         ends = f"{self.n.end.plain} to {self.n.start.plain}"
         title = f"Augmented adjoint ({self.adj.form} form), integrated backward from {ends}"
         return Section(title, tuple(lines))
@@ -281,9 +299,14 @@ class _Writer:
     def terminal(self) -> Section:
         s = self.s
         if self.terms.final:
+            cost = " - " + self._g_at(self.t1) if self.running else ""
+            if self.terms.point_free:  # no point part: only the integral's growth with t1 enters a_t
+                line = s.eq(s.at(self.a, self.t1), "0") + s.sep + s.at(self.a_theta, self.t1) + " = 0"
+                line += s.sep + s.at(self.a_t, self.t1) + " = -" + self._g_at(self.t1)
+                return Section("Terminal values", (line,))
             line = s.eq(s.at(self.a, self.t1), s.evaluated(self._d_ell_dh(None), self.t1))
             line += s.sep + s.at(self.a_theta, self.t1) + " = 0"
-            line += s.sep + s.at(self.a_t, self.t1) + " = -" + self._motion(None, self.t1)
+            line += s.sep + s.at(self.a_t, self.t1) + " = -" + self._motion(None, self.t1) + cost
             return Section("Terminal values", (line + self._explicit_d_h(None),))
         plus, minus = s.side(self.ti, "+"), s.side(self.ti, "-")
         end_plus = s.side(self.t1, "+")
@@ -295,7 +318,8 @@ class _Writer:
         jump_t += (
             s.sep + s.words("at each observation time, from the last; ") + self.a_theta + s.words(" does not jump")
         )
-        return Section("Terminal values and jumps at the observation times", (start, jump, jump_t))
+        lines = [start, jump, jump_t, *self._last_jump()]
+        return Section("Terminal values and jumps at the observation times", tuple(lines))
 
     def _motion(self, index: str | None, t: str) -> str:
         s = self.s
@@ -309,14 +333,21 @@ class _Writer:
         ell = self.ell if final else s.sub(self.ell, "i")
         h0 = s.at(self.h, self.t0)
         first = s.eq(s.total(self.L, h0), s.at(self.a, self.t0)) + s.sep + s.total(self.L, self.t0) + " = "
-        first += s.at(self.a_t, self.t0) + s.sep + s.words("with ") + h0 + s.words(" held fixed")
+        first += s.at(self.a_t, self.t0) + self._start_value()
+        first += s.sep + s.words("with ") + h0 + s.words(" held fixed")
         lines = [first, self._theta_line(ell, where), *self._param_lines(ell, where)]
         moved = self.t1 if final else self.ti
+        if self.terms.point_free:
+            lines.append(s.eq(s.total(self.L, self.t1), self._g_at(self.t1)))
+            return Section("Gradient", tuple(lines))
         d_t = s.evaluated(s.partial(ell, self.t), where)
-        line = s.eq(s.total(self.L, moved), self._motion(index, where) + " + " + d_t) + self._explicit_time(ell)
+        cost = " + " + self._g_at(self.t1) if self.running and final else ""
+        rhs = self._motion(index, where) + " + " + d_t + cost
+        line = s.eq(s.total(self.L, moved), rhs) + self._explicit_time(ell)
         if not final:
             line += s.sep + s.words("each observation time moved alone")
         lines.append(line)
+        lines += self._last_time()
         return Section("Gradient", tuple(lines))
 
     def _sum(self, body: str) -> str:
@@ -325,6 +356,8 @@ class _Writer:
     def _theta_line(self, ell: str, where: str) -> str:
         """``dL/dtheta = a_theta(t0) + d ell/dtheta`` and, its terms known, ``d ell/dtheta = 0``."""
         s = self.s
+        if self.terms.point_free:
+            return s.eq(s.total(self.L, self.theta), s.at(self.a_theta, self.t0))
         line = s.eq(
             s.total(self.L, self.theta),
             s.at(self.a_theta, self.t0) + " + " + self._sum(s.evaluated(s.partial(ell, self.theta), where)),
@@ -356,4 +389,13 @@ class _Writer:
         return s.sep + s.partial(ell, self.t) + " = " + value
 
 
-__all__ = ["MAX_ENTRIES", "Section", "Style", "abbreviations", "composed", "sections", "shorten"]
+__all__ = [
+    "MAX_ENTRIES",
+    "Section",
+    "Style",
+    "abbreviations",
+    "composed",
+    "sections",
+    "shorten",
+    "with_running_cost",
+]

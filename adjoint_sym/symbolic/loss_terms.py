@@ -9,6 +9,10 @@ three places (Chen et al. 2018, eqs. 4-5 and appendix B):
 * ``dL/dtheta = a_theta(t0) + sum_i d ell_i/dtheta`` (the loss's explicit parameters);
 * ``dL/dt_i = d ell_i/dh . f + d ell_i/dt`` (its explicit time).
 
+A running cost ``int g dt`` (``running``) adds ``g`` to the Hamiltonian ``a . f + g``
+(:mod:`adjoint_sym.symbolic.running_cost`): ``-dg/dh``, ``-dg/dtheta``, ``-dg/dt`` in the
+adjoint's rates, ``g(t1)`` in ``dL/dt1`` and ``-g(t0)`` in ``dL/dt0``.
+
 :func:`loss_terms` takes the loss as text, a SymPy expression, or one of the numeric loss
 objects (read by their fields, so this layer need not import them).
 
@@ -59,6 +63,8 @@ class LossTerms:
         ``d ell/dtheta_k`` per summand, per parameter (a scalar, or a matrix shaped like it).
     d_t : tuple of sympy.Expr
         ``d ell/dt`` per summand.
+    running : sympy.Expr or None
+        The integrand ``g`` of a running cost ``int_{t0}^{t1} g dt``; ``None`` without one.
     """
 
     final: bool
@@ -68,6 +74,12 @@ class LossTerms:
     d_h: tuple = ()
     d_theta: tuple = ()
     d_t: tuple = ()
+    running: sp.Expr | None = None
+
+    @property
+    def point_free(self) -> bool:
+        """Whether the loss is a running cost alone (its point part is zero)."""
+        return self.running is not None and self.form == "expression" and all(e == 0 for e in self.exprs)
 
     @classmethod
     def of(cls, system: ODESystem, exprs: Sequence[sp.Expr], *, final: bool, form: str, times=None) -> LossTerms:
@@ -101,9 +113,10 @@ def loss_terms(system: ODESystem, loss: object = None, *, t1: float | None = Non
     system : ODESystem
     loss : str, sympy.Expr, LossTerms, a loss object, or None
         Text or an expression: a final loss ``ell(h(t1), theta, t1)``.  A
-        :class:`~adjoint_sym.FinalLoss`, :class:`~adjoint_sym.ObservationLoss` or
-        :class:`~adjoint_sym.CallableLoss`.  ``None``: a final loss whose formula is not
-        given (the derivation prints the generic terms).
+        :class:`~adjoint_sym.FinalLoss`, :class:`~adjoint_sym.ObservationLoss`,
+        :class:`~adjoint_sym.CallableLoss`, :class:`~adjoint_sym.IntegralLoss` or
+        :class:`~adjoint_sym.SumLoss` (a running cost is read by its ``running_cost``).  ``None``:
+        a final loss whose formula is not given (the derivation prints the generic terms).
     t1 : float, optional
         The end time, recorded as a final loss's one time.
     """
@@ -116,6 +129,10 @@ def loss_terms(system: ODESystem, loss: object = None, *, t1: float | None = Non
 def _terms(system: ODESystem, loss: object) -> LossTerms:
     if isinstance(loss, LossTerms):
         return loss
+    running = getattr(loss, "running_cost", None)
+    running = running(system) if callable(running) else None
+    if running is not None:  # a loss object with a running cost: its point part, then the integrand
+        return replace(_terms(system, loss.point()), running=running)
     if loss is None:
         return LossTerms(final=True, form="given")
     if isinstance(loss, str):

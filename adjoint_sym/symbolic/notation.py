@@ -62,6 +62,7 @@ CANDIDATES: dict[str, tuple[Name, ...]] = {
     "adjoint": (_n("a"), _n("lambda", r"\lambda"), _n("mu", r"\mu"), _n("p"), _n("adj", r"\mathrm{adj}")),
     "pre": (_n("z"), _n("s"), _n("q"), _n("pre", r"\mathrm{pre}")),
     "target": (_n("hhat", r"\hat{h}"), _n("ytarget", r"y^{\mathrm{target}}"), _n("data", r"\mathrm{data}")),
+    "cost": (_n("g"), _n("r"), _n("G"), _n("cost", r"\mathrm{cost}")),
 }
 
 #: Candidates of the second-order adjoint's letters (:meth:`Notation.second_order_letters`).
@@ -94,10 +95,11 @@ class Notation:
 
     Attributes
     ----------
-    rhs, loss, ell, params, state, adjoint, pre, target : Name
+    rhs, loss, ell, params, state, adjoint, pre, target, cost : Name
         The right-hand side ``f``, the loss ``L``, its summand ``ell``, the parameter
         vector ``theta``, the state vector ``h`` (a matrix-level system's own state
-        symbol), the adjoint letter ``a``, the pre-activation ``z``, the observed data ``hhat``.
+        symbol), the adjoint letter ``a``, the pre-activation ``z``, the observed data ``hhat``,
+        the running cost's integrand ``g``.
     start, end : Name
         ``t_0`` and ``t_1`` in the user's time symbol.
     latex_names : dict
@@ -113,6 +115,7 @@ class Notation:
     adjoint: Name
     pre: Name
     target: Name
+    cost: Name
     start: Name
     end: Name
     time: Name
@@ -128,7 +131,7 @@ class Notation:
         time = Name(system.t.name, latex_names.get(system.t, sp.latex(system.t)))
         start, end = _ends(time, taken)
         chosen: dict[str, Name] = {}
-        for role in ("rhs", "loss", "ell", "params", "state", "target"):
+        for role in ("rhs", "loss", "ell", "params", "state", "target", "cost"):
             if role == "state" and _matrix_state(system):
                 s = system.state[0]
                 chosen[role] = Name(s.name, latex_names.get(s, sp.latex(s)))

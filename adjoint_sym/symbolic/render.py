@@ -29,7 +29,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.printing.latex import LatexPrinter
 
-from .document import Section, Style, abbreviation_latex, abbreviations, composed, sections
+from .document import Section, Style, abbreviation_latex, abbreviations, composed, sections, with_running_cost
 from .loss_terms import loss_terms
 from .names import markdown_text
 from .notation import Name, Notation
@@ -133,6 +133,9 @@ class LatexStyle(Style):
     def sub(self, base: str, index: str) -> str:
         return f"{base}_{{{index}}}"
 
+    def integral(self, body: str, lo: str, hi: str, var: str) -> str:
+        return rf"\int_{{{lo}}}^{{{hi}}} {body} \, d{var}"
+
 
 def _style(adj, bold: bool) -> LatexStyle:
     named = abbreviations(adj)
@@ -171,7 +174,8 @@ def augmented_latex(aug, *, bold_vectors: bool = False, environment: str = "alig
 
 def derivation_sections(adj, loss: object = None, *, bold_vectors: bool = False) -> list[Section]:
     """The derivation's sections in LaTeX (see :func:`adjoint_sym.symbolic.document.sections`)."""
-    return sections(adj, loss_terms(adj.system, loss), _style(adj, bold_vectors))
+    adj, terms = with_running_cost(adj, loss_terms(adj.system, loss))
+    return sections(adj, terms, _style(adj, bold_vectors))
 
 
 def adjoint_latex(adj, *, loss: object = None, bold_vectors: bool = False, environment: str = "align") -> str:

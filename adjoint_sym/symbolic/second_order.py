@@ -36,13 +36,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sympy as sp
-from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..errors import InvalidModelError
 from .augmented import Adjoint, adjoint_symbols
 from .jvp import jvp
-from .matrix_calculus import scale, vjp
+from .matrix_calculus import scale
 from .notation import Notation
+from .running_cost import hamiltonian_products
 
 if TYPE_CHECKING:
     from .system import ODESystem
@@ -185,18 +185,7 @@ def tangent_symbols(system: ODESystem) -> tuple:
 
 def hamiltonian_gradient(system: ODESystem, a: sp.Basic, running_cost: sp.Expr | None = None) -> tuple:
     """``dH/dh`` (shaped like the state) and ``[dH/dtheta_k]`` for ``H = a . f + g``."""
-    d_h, d_theta, _ = system.vjp(a)
-    if running_cost is None:
-        return d_h, list(d_theta)
-    g = _check_running_cost(system, running_cost)
-    wrt = [*system.state, *system.params]
-    grads = vjp(sp.ImmutableMatrix([[g]]), sp.ImmutableMatrix([[1]]), wrt)
-    if system.is_matrix_level:
-        g_h = grads[system.state[0]]
-    else:
-        g_h = sp.ImmutableMatrix([grads[x] for x in system.state])
-    d_h = _plus(d_h, g_h)
-    d_theta = [_plus(d, grads[p]) for d, p in zip(d_theta, system.params)]
+    d_h, d_theta, _ = hamiltonian_products(system, a, running_cost)
     return d_h, d_theta
 
 
@@ -214,33 +203,6 @@ def check_twice_differentiable(exprs, where: str) -> None:
                 "the Hessian jumps where the trajectory crosses a kink; use a smooth surrogate "
                 "(softplus for max(x, 0), sqrt(x**2 + c) for abs(x))"
             )
-
-
-def _check_running_cost(system: ODESystem, g: object) -> sp.Expr:
-    try:
-        g = sp.sympify(g, strict=True)
-    except sp.SympifyError:
-        raise InvalidModelError(f"running_cost: {g!r} is not a SymPy expression") from None
-    if isinstance(g, sp.MatrixBase | sp.MatrixExpr) and not isinstance(g, MatrixElement):
-        raise InvalidModelError("running_cost must be a scalar expression, got a matrix")
-    allowed = set(system.symbol_table().values())
-    for sym in g.free_symbols:
-        base = sym.args[0] if isinstance(sym, MatrixElement) else sym
-        if base not in allowed:
-            raise InvalidModelError(f"running_cost: unknown symbol {str(base)!r}; use the system's state, params, time")
-    return g
-
-
-def _plus(x: sp.Basic, y: sp.Basic) -> sp.Basic:
-    if y == 0 or isinstance(y, sp.ZeroMatrix):
-        return x
-    if x == 0 or isinstance(x, sp.ZeroMatrix):
-        return y
-    if isinstance(x, sp.MatrixBase) and isinstance(y, sp.MatrixBase):
-        return sp.ImmutableMatrix(x + y)
-    if isinstance(x, sp.MatrixBase | sp.MatrixExpr):
-        return sp.MatAdd(x, y)
-    return x + y
 
 
 def _pairs(variables, tangents) -> dict:

@@ -328,9 +328,9 @@ class ODESystem:
         """The augmented system ``[h, theta, t]`` with ``f_aug = [f, 0, 1]`` (Chen et al.)."""
         return AugmentedSystem.of(self)
 
-    def adjoint(self, *, form: str = "vjp"):
-        """The augmented adjoint system; see :class:`adjoint_sym.Adjoint`."""
-        return Adjoint.of(self, form=form)
+    def adjoint(self, *, form: str = "vjp", running_cost: sp.Expr | None = None):
+        """The augmented adjoint system; see :class:`adjoint_sym.Adjoint` (``running_cost``: its ``g``)."""
+        return Adjoint.of(self, form=form, running_cost=running_cost)
 
     # -- identity, display --------------------------------------------------------------
     def _key(self) -> tuple:

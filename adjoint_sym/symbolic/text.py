@@ -23,7 +23,7 @@ from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
-from .document import Style, abbreviations, composed, sections
+from .document import Style, abbreviations, composed, sections, with_running_cost
 from .loss_terms import loss_terms
 from .notation import Name
 
@@ -144,11 +144,12 @@ class TextStyle(Style):
 
 def derivation_text(adj, loss: object = None, *, title: str | None = None, indent: str = "  ") -> str:
     """The whole derivation as plain text: a title, then each section's lines indented."""
+    adj, terms = with_running_cost(adj, loss_terms(adj.system, loss))
     named = abbreviations(adj)
     style = TextStyle(adj.notation, {z: z.name for z in named.values()}, named)
     heading = title if title is not None else (adj.system.name or "system")
     out = [heading, "=" * max(6, len(heading))]
-    for part in sections(adj, loss_terms(adj.system, loss), style):
+    for part in sections(adj, terms, style):
         out += ["", part.title + ":", *(indent + line for line in part.lines)]
     return "\n".join(out) + "\n"
 

@@ -97,12 +97,14 @@ def describe(problem: Problem) -> str:
     lines.append("params: " + (", ".join(values) if values else "(none)").replace("\n", " "))
     lines.append(f"h0:     {h0}")
     lines.append(f"span:   t0 = {problem.t0:g} -> t1 = {problem.t1:g}")
-    loss = problem.loss
+    loss = problem.point_loss
     if isinstance(loss, ObservationLoss) and loss.targets is not None:
         lines.append(f"loss:   sum_i ||h(t_i) - y_i||^2 at t_i = {list(loss.times)}")
         lines.append(f"        y_i = {loss.targets.tolist()}")
+        if problem.running_cost is not None:
+            lines.append(f"        + int_t0^t1 {problem.running_cost} dt")
     else:
-        lines.append(f"loss:   {loss!r}")
+        lines.append(f"loss:   {problem.loss!r}")
     return "\n".join(lines)
 
 
@@ -159,7 +161,7 @@ def clear_reference_cache() -> None:
 
 def _fingerprint(problem: Problem) -> tuple:
     loss = problem.loss
-    targets = getattr(loss, "targets", None)
+    targets = getattr(problem.point_loss, "targets", None)
     return (
         problem.system,
         problem.h0.tobytes(),

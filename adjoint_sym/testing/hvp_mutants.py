@@ -51,8 +51,8 @@ HVP_MUTATIONS = (
 class MutatedProducts(SecondOrderProducts):
     """The symbolic second-order rates with one planted mistake (see the module docstring)."""
 
-    def __init__(self, system: ODESystem, mutation: str) -> None:
-        super().__init__(system)
+    def __init__(self, system: ODESystem, mutation: str, running_cost=None) -> None:
+        super().__init__(system, running_cost)
         self.mutation = mutation
         self.first_order = SymbolicVJP(system)
 
@@ -92,7 +92,7 @@ def handwritten_hvp(
     """``H v`` by the second-order adjoint (DOP853 at ``rtol``), broken on purpose by ``mutation``."""
     if mutation is not None and mutation not in HVP_MUTATIONS:
         raise InvalidModelError(f"unknown HVP mutation {mutation!r}; choose one of {HVP_MUTATIONS}")
-    products = None if mutation is None else MutatedProducts(problem.system, mutation)
+    products = None if mutation is None else MutatedProducts(problem.system, mutation, problem.running_cost)
     return adjoint_hvp(problem, v, solver="DOP853", rtol=rtol, atol=atol, products=products)
 
 

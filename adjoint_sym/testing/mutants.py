@@ -22,6 +22,15 @@ mutation                    the bug
 ``off_by_one``              observation ``i``'s jump applied at ``t_{i+1}``
 ==========================  =============================================================
 
+Two more break a running cost ``int g dt`` (:data:`RUNNING_COST_MUTATIONS`; on a point
+loss they are the correct adjoint, so they are tested on losses that have one):
+
+==========================  =============================================================
+``dropped_cost_h``          ``da/dt = -a^T f_h``: the running cost's ``-dg/dh`` left out
+``missing_cost_end``        ``g(h(t1), t1)`` left out of the loss's motion at ``t1``, so
+                            ``dL/dt1`` misses it (and ``a_t``, hence ``dL/dt0``, too)
+==========================  =============================================================
+
 Examples
 --------
 >>> from adjoint_sym import FinalLoss, ODESystem, Problem
@@ -35,16 +44,18 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
-from ..adjoint.backward import Observations, gradient_fields, sweep
+from ..adjoint.backward import gradient_fields, sweep
+from ..adjoint.gradient import observe
 from ..adjoint.methods import InterpolatingAdjoint
+from ..adjoint.running_cost import HamiltonianVJP, running_cost_kernels
 from ..adjoint.vjp import SymbolicVJP, VectorJacobianProduct
 from ..errors import InvalidModelError
 from ..numeric.problem import Problem
-from ..numeric.solve import forward
 from ..symbolic.system import ODESystem
 
 MUTATIONS = (
@@ -58,8 +69,12 @@ MUTATIONS = (
     "off_by_one",
 )
 
+#: Mutations of a running cost's terms (the correct adjoint on point losses).
+RUNNING_COST_MUTATIONS = ("dropped_cost_h", "missing_cost_end")
+
 #: Mutations of how ``a^T df/dx`` is formed; the others break the jumps.
 _PRODUCT_MUTATIONS = ("flipped_sign", "missing_transpose", "dropped_a_theta", "dropped_a_t", "theta_forward")
+_ALL = MUTATIONS + RUNNING_COST_MUTATIONS
 
 
 class MutatedVJP(VectorJacobianProduct):
@@ -88,6 +103,29 @@ class MutatedVJP(VectorJacobianProduct):
         elif self.mutation == "dropped_a_t":
             out[n + p] = 0.0
         return out
+
+
+class DroppedCostGradient(HamiltonianVJP):
+    """The Hamiltonian's products with the running cost's ``dg/dh`` left out (``da/dt = -a^T f_h``)."""
+
+    def cost_gradient(self, t, h, theta):
+        out = np.array(super().cost_gradient(t, h, theta))
+        out[: self.n] = 0.0
+        return out
+
+    def cost_gradient_batched(self, ts, hs, theta):
+        out = np.array(super().cost_gradient_batched(ts, hs, theta))
+        out[: self.n] = 0.0
+        return out
+
+
+def _dropped_cost_h(problem: Problem):
+    def form(system: ODESystem) -> VectorJacobianProduct:
+        if problem.running_cost is None:
+            return SymbolicVJP(system)
+        return DroppedCostGradient(SymbolicVJP(system), running_cost_kernels(system, problem.running_cost))
+
+    return form
 
 
 def _mutated_jumps(d_states: np.ndarray, mutation: str | None) -> np.ndarray:
@@ -122,12 +160,17 @@ def handwritten_adjoint(
     dict
         The mapping :func:`adjoint_sym.testing.check_gradient_function` expects.
     """
-    if mutation is not None and mutation not in MUTATIONS:
-        raise InvalidModelError(f"unknown mutation {mutation!r}; choose one of {MUTATIONS}")
-    fwd = forward(problem, solver="DOP853", rtol=rtol, atol=atol)
-    observations = Observations.of(problem, fwd.at(problem.times))
+    if mutation is not None and mutation not in _ALL:
+        raise InvalidModelError(f"unknown mutation {mutation!r}; choose one of {_ALL}")
+    fwd, observations = observe(problem, "DOP853", rtol, atol, dense=True)
+    if mutation == "missing_cost_end" and problem.running_cost is not None:
+        motion = observations.motion.copy()
+        motion[-1] -= problem.running_value(observations.times[-1], observations.states[-1])
+        observations = dataclasses.replace(observations, motion=motion)
     if mutation in _PRODUCT_MUTATIONS:
         method = InterpolatingAdjoint(vjp=lambda system: MutatedVJP(system, mutation))
+    elif mutation == "dropped_cost_h":
+        method = InterpolatingAdjoint(vjp=_dropped_cost_h(problem))
     else:
         method = InterpolatingAdjoint()
     engine = method.segments(problem, fwd, "DOP853", rtol, atol)
@@ -137,8 +180,8 @@ def handwritten_adjoint(
 
 def mutant(mutation: str) -> Callable[[Problem], dict]:
     """The hand-written adjoint broken by ``mutation`` (a gradient function)."""
-    if mutation not in MUTATIONS:
-        raise InvalidModelError(f"unknown mutation {mutation!r}; choose one of {MUTATIONS}")
+    if mutation not in _ALL:
+        raise InvalidModelError(f"unknown mutation {mutation!r}; choose one of {_ALL}")
 
     def gradient_function(problem: Problem) -> dict:
         return handwritten_adjoint(problem, mutation=mutation)
@@ -147,4 +190,4 @@ def mutant(mutation: str) -> Callable[[Problem], dict]:
     return gradient_function
 
 
-__all__ = ["MUTATIONS", "MutatedVJP", "handwritten_adjoint", "mutant"]
+__all__ = ["MUTATIONS", "RUNNING_COST_MUTATIONS", "DroppedCostGradient", "MutatedVJP", "handwritten_adjoint", "mutant"]

@@ -28,6 +28,8 @@ strategy                       draws
 :func:`time_spans`             ``(t0, t1)``, backward (``t1 < t0``) too
 :func:`final_losses`           :class:`FinalLoss` expressions
 :func:`observation_losses`     :class:`ObservationLoss` times and targets
+:func:`integral_losses`        :class:`IntegralLoss` running costs ``int g dt``
+:func:`running_cost_losses`    a point loss plus a running cost, or a running cost alone
 :func:`problems`               a validated :class:`Problem` combining them
 =============================  ========================================================
 
@@ -56,7 +58,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from ..errors import SolverFailedError
-from ..numeric.loss import FinalLoss, Loss, ObservationLoss
+from ..numeric.loss import FinalLoss, IntegralLoss, Loss, ObservationLoss
 from ..numeric.problem import Problem
 from ..numeric.solve import integrate
 from ..symbolic import builders
@@ -66,6 +68,7 @@ __all__ = [
     "ACTIVATIONS",
     "final_losses",
     "initial_states",
+    "integral_losses",
     "linear_systems",
     "losses",
     "neural_systems",
@@ -75,6 +78,7 @@ __all__ = [
     "problems",
     "register_profiles",
     "run_property",
+    "running_cost_losses",
     "systems",
     "time_spans",
 ]
@@ -411,8 +415,41 @@ def observation_losses(draw, system: ODESystem, t0: float, t1: float, max_times:
 
 
 def losses(system: ODESystem, t0: float, t1: float) -> SearchStrategy[Loss]:
-    """A final or an observation loss for ``system`` over ``[t0, t1]`` (final shrinks first)."""
+    """A final or an observation loss for ``system`` over ``[t0, t1]`` (final shrinks first).
+
+    Point losses only, so that a gradient function written for them is judged on them;
+    :func:`running_cost_losses` adds running costs.
+    """
     return st.one_of(final_losses(system), observation_losses(system, t0, t1))
+
+
+@st.composite
+def integral_losses(draw, system: ODESystem) -> IntegralLoss:
+    """A running cost ``int g dt`` with ``g`` drawn as :func:`final_losses` draws its expression.
+
+    Examples
+    --------
+    >>> from adjoint_sym.builders import lotka_volterra
+    >>> from hypothesis import find
+    >>> find(integral_losses(lotka_volterra()), lambda loss: "t" in loss.expr)
+    IntegralLoss(expr='t*x')
+    """
+    return IntegralLoss(draw(final_losses(system)).expr)
+
+
+def running_cost_losses(system: ODESystem, t0: float, t1: float) -> SearchStrategy[Loss]:
+    """A final or observation loss plus a running cost, or a running cost alone.
+
+    Examples
+    --------
+    >>> from adjoint_sym.builders import lotka_volterra
+    >>> from hypothesis import find
+    >>> loss = find(running_cost_losses(lotka_volterra(), 0.0, 1.0), lambda loss: hasattr(loss, "terms"))
+    >>> len(loss.terms), type(loss.terms[-1]).__name__
+    (2, 'IntegralLoss')
+    """
+    point = losses(system, t0, t1)
+    return st.one_of(st.builds(lambda a, b: a + b, point, integral_losses(system)), integral_losses(system))
 
 
 # problems() names its arguments after these strategies

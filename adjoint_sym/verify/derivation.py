@@ -99,6 +99,12 @@ def verify_derivation(
     """
     if not isinstance(problem, Problem):
         raise InvalidModelError(f"verify_derivation() takes a Problem, got {type(problem).__name__}")
+    if problem.running_cost is not None:
+        raise InvalidModelError(
+            "verify_derivation decides claims about point losses; this loss has a running cost (IntegralLoss), whose "
+            "pieces (-dg/dh in the adjoint, g(t1) in dL/dt1) it does not read yet: check the gradient with "
+            "adjoint_sym.check instead"
+        )
     if isinstance(points, bool) or not isinstance(points, int) or not 3 <= points <= 1000:
         raise InvalidModelError(f"points: expected an integer from 3 to 1000, got {points!r}")
     if isinstance(budget, bool) or not isinstance(budget, int | float) or not 0 < budget <= 600:
