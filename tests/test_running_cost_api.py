@@ -94,8 +94,12 @@ def test_a_matrix_integrand_is_refused():
     from adjoint_sym.builders import linear_system
 
     system = linear_system(2)
-    with pytest.raises(InvalidModelError, match=r"IntegralLoss.expr: the integrand must be a scalar"):
+    # A SymPy matrix is refused where every loss expression is read, a text naming the
+    # matrix state by the parser.
+    with pytest.raises(InvalidModelError, match=r"IntegralLoss.expr: the loss is a matrix; it must be a scalar"):
         Problem(system, [1.0, 0.0], {"A": np.eye(2)}, 0.0, 1.0, IntegralLoss(system.state[0]))
+    with pytest.raises(InvalidModelError, match=r"IntegralLoss.expr: 'h' is a 2x1 matrix .* address its entries"):
+        Problem(system, [1.0, 0.0], {"A": np.eye(2)}, 0.0, 1.0, IntegralLoss(system.state[0].name))
 
 
 def test_a_running_cost_needs_its_integral_in_the_observations():
