@@ -35,7 +35,10 @@ LV = EXAMPLES / "lotka_volterra.toml"
 SIR = EXAMPLES / "sir.toml"
 OBSERVATIONS = EXAMPLES / "damped_oscillator_observations.toml"
 SCRIPT = shutil.which("adjoint-sym")
-CONTRACT_KEYS = {"loss", "dL_dh0", "dL_dparams", "dL_dt0", "dL_dt1", "dL_dtimes", "method", "stats"}
+CONTRACT_KEYS = {
+    *("loss", "dL_dh0", "dL_dparams", "dL_dt0", "dL_dt1", "dL_dtimes", "method", "stats"),
+    *("requested", "solver", "rtol", "atol", "options"),
+}
 
 
 def run(args: list[str], *, cwd: Path | None = None, launcher: str = "module") -> subprocess.CompletedProcess:
@@ -109,6 +112,9 @@ def test_gradient_json_matches_closed_form(launcher: str, tolerances) -> None:
     assert set(got) == CONTRACT_KEYS
     assert got["dL_dtimes"] is None
     assert isinstance(got["method"], str) and isinstance(got["stats"], dict)
+    # the record says how it ran: the tolerances given on the command line or in the spec
+    assert (got["requested"], got["solver"]) == ("adjoint", spec["solver"]["method"])
+    assert (got["rtol"], got["atol"]) == (rtol, atol)
     want = decay_closed_form(spec["h0"][0], spec["params"]["k"], spec["t0"], spec["t1"])
     pairs = {
         "loss": (got["loss"], want["loss"]),

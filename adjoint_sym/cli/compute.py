@@ -111,7 +111,8 @@ def register(sub, common: argparse.ArgumentParser, solver: argparse.ArgumentPars
         help="compute the loss and its gradient",
         description="Compute L and dL/dh0, dL/dtheta, dL/dt0, dL/dt1 (dL/dt_i for observation losses).\n"
         "With --json, stdout is exactly one JSON object with the keys\n"
-        "  loss, dL_dh0, dL_dparams, dL_dt0, dL_dt1, dL_dtimes, method, stats.",
+        "  loss, dL_dh0, dL_dparams, dL_dt0, dL_dt1, dL_dtimes, method, stats,\n"
+        "  requested, solver, rtol, atol, options (what was asked and how it ran).",
         epilog="examples:\n"
         "  adjoint-sym gradient examples/lotka_volterra.toml\n"
         "  adjoint-sym gradient examples/exponential_decay.json --json\n"

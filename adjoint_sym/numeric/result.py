@@ -106,6 +106,12 @@ class Gradient:
             "dL_dtimes": None if self.dtimes is None else [float(v) for v in self.dtimes],
             "method": self.method,
             "stats": {k: v for k, v in self.stats.items() if isinstance(v, int | float | str | bool)},
+            # what was asked and how it ran, so a JSON record can be reproduced on its own
+            "requested": self.requested,
+            "solver": self.solver,
+            "rtol": None if self.rtol is None else float(self.rtol),
+            "atol": None if self.atol is None else float(self.atol),
+            "options": {k: v for k, v in self.options.items() if isinstance(v, int | float | str | bool)},
         }
 
     def to_markdown(self) -> str:
