@@ -260,9 +260,21 @@ def test_step_size_collapse_is_a_clear_solver_error():
         fast_gradient(problem)
 
 
-def test_step_budget_is_a_clear_solver_error(monkeypatch):
-    monkeypatch.setattr(fast_module, "MAX_STEPS", 5)
-    with pytest.raises(SolverFailedError, match=r"more than 5 steps; the problem is probably stiff.*LSODA"):
+def test_step_budget_is_a_clear_solver_error():
+    """The compiled loop obeys the same ``max_steps`` as every solve, and says how to raise it."""
+    from adjoint_sym import limits
+
+    with limits(max_steps=5), pytest.raises(SolverFailedError, match=r"more than 5 steps \(max_steps; raise it with "):
+        fast_gradient(lv_problem())
+
+
+def test_time_limit_is_checked_between_compiled_calls():
+    """A compiled call cannot look at the clock; the time limit is checked between them, and
+    an exhausted one stops the gradient with the limit named instead of running on."""
+    from adjoint_sym import limits
+
+    fast_gradient(lv_problem())  # warm: compile before the clock starts
+    with limits(time_limit=1e-9), pytest.raises(SolverFailedError, match=r"time limit \(1e-09 s\) was reached at"):
         fast_gradient(lv_problem())
 
 

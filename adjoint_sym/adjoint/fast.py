@@ -68,6 +68,7 @@ import time
 
 import numpy as np
 
+from .._limits import current_limits, how_to_raise
 from ..errors import InvalidModelError, SolverFailedError
 from ..numeric.problem import Problem
 from ..numeric.result import Gradient
@@ -82,8 +83,9 @@ except ImportError:  # pragma: no cover
 
 INSTALL_HINT = 'pip install "adjoint_sym[fast]"'
 
-#: Accepted steps per integration before the solve is declared failed: a non-stiff
-#: problem at rtol >= 1e-12 needs far fewer; a stiff one would take millions.
+#: Accepted steps per integration before the solve is declared failed, unless
+#: :func:`adjoint_sym.limits` says otherwise (``max_steps``, the same default): a
+#: non-stiff problem at rtol >= 1e-12 needs far fewer; a stiff one would take millions.
 MAX_STEPS = 200_000
 
 #: Once stability limits the step (see the module docstring), the solve stops if its
@@ -267,11 +269,12 @@ def fast_gradient(
     times = np.ascontiguousarray(problem.times, dtype=np.float64)
     t0 = float(problem.t0)
     buf = fs.memory(theta)
-    limits = np.array([MAX_STEPS, STIFF_STEPS], dtype=np.int64)
+    limits = _step_limits()
     states, rates, ts, ys, qs, nfev_fwd, steps_fwd, status, t_reached, rho = forward(
         *fs.f_ptr, buf, fs.n, t0, times, h0, float(rtol), float(atol), limits
     )
     _check(status, t_reached, t0, float(times[-1]), "forward solve", states[-1], rho)
+    _check_time("the forward solve", t0)
     observations = Observations.of(problem, states, rates)
     engine = _FastSegments(fs, buf, ts, ys, qs, float(rtol), float(atol))
     final = sweep(problem, observations, engine)
@@ -296,12 +299,13 @@ class _FastSegments(Segments):
 
     def __init__(self, fs, buf, ts, ys, qs, rtol: float, atol: float) -> None:
         self.fs, self.buf, self.ts, self.ys, self.qs, self.rtol, self.atol = fs, buf, ts, ys, qs, rtol, atol
-        self.limits = np.array([MAX_STEPS, STIFF_STEPS], dtype=np.int64)
+        self.limits = _step_limits()
         self.stats = {"nfev_backward": 0, "steps_backward": 0}
 
     def cross(self, start, end, state, h_start):
         fs = self.fs
         matrix = fs.kind == "matrix"
+        _check_time("the adjoint solve", start)
         y0 = np.ascontiguousarray(np.real(state.a if matrix else state.vector()), dtype=np.float64)
         acc = np.zeros(fs.n_dense)
         y, nfev, steps, status, t_reached, rho, rows, weights = segment(
@@ -315,6 +319,27 @@ class _FastSegments(Segments):
             return AdjointState.from_vector(y.copy(), fs.n, fs.n_params)
         a_theta = state.a_theta + fs.tapes.parameter_adjoint(acc, rows, weights)
         return AdjointState(y.copy(), a_theta, float(state.a_t + acc[0]))
+
+
+def _step_limits() -> np.ndarray:
+    """``[max_steps, stiff_steps]`` for the compiled loop; the stiff budget never exceeds the step budget."""
+    max_steps = current_limits().max_steps
+    return np.array([max_steps, min(STIFF_STEPS, max_steps)], dtype=np.int64)
+
+
+def _check_time(what: str, t: float) -> None:
+    """The compiled loop cannot look at a clock, so the time limit is checked between its
+    calls (after the forward solve and before each backward segment); within a call the
+    step budget bounds the run."""
+    left = current_limits().seconds_left()
+    if left is not None and left <= 0:
+        limit = current_limits().time_limit
+        raise SolverFailedError(
+            f"the time limit ({limit:g} s) was reached at {what} (fast backend) at t = {t:.6g}; "
+            f"{how_to_raise('time_limit')}",
+            t=float(t),
+            solver_message="time limit",
+        )
 
 
 def _check(status: int, t_reached: float, start: float, end: float, what: str, state: np.ndarray, rho: float) -> None:
@@ -331,7 +356,10 @@ def _check(status: int, t_reached: float, start: float, end: float, what: str, s
     else:
         reason, remedy = {
             TOO_SMALL: ("the step size fell below round-off", "the problem may be stiff or singular there"),
-            STEP_LIMIT: (f"it took more than {MAX_STEPS} steps", "the problem is probably stiff"),
+            STEP_LIMIT: (
+                f"it took more than {current_limits().max_steps} steps (max_steps; {how_to_raise('max_steps')})",
+                "the problem is probably stiff",
+            ),
             NON_FINITE: ("the solution became non-finite", "the solution may blow up: shorten the time span"),
         }[status]
         also = "use the default backend" if status == NON_FINITE else STIFF_REMEDY
