@@ -218,7 +218,14 @@ def figure_saver(out_dir: str | Path | None) -> Callable | None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
+    from adjoint_sym.plot import layout_problems, tidy
+
     def save(fig, name: str) -> str:
+        # the same finish and the same layout checks as every figure the package draws:
+        # a figure that would not read (clipped title, overlapping ticks) is not written
+        problems = layout_problems(tidy(fig))
+        if problems:
+            raise RuntimeError(f"figure {name} does not read well: {'; '.join(problems)}")
         fig.savefig(out / name, dpi=110, bbox_inches="tight")  # a pyplot-free Figure renders through Agg
         return name
 

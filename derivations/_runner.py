@@ -22,6 +22,7 @@ import json
 import re
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -217,8 +218,39 @@ _LATEX_SPECIAL = {
 }
 
 
+#: Non-ASCII characters the statements use (the notation's lambda, mu, nu; relations), in
+#: math mode: T1-encoded text fonts have no Greek, and pdflatex stops on an unknown character.
+_LATEX_SYMBOLS = {
+    "\u2264": r"$\le$", "\u2265": r"$\ge$", "\u2248": r"$\approx$", "\u00d7": r"$\times$",
+    "\u00b7": r"$\cdot$", "\u2212": "-", "\u2192": r"$\to$", "\u2202": r"$\partial$",
+    "\u222b": r"$\int$", "\u2211": r"$\sum$", "\u221a": r"$\surd$", "\u221e": r"$\infty$",
+    "\u2218": r"$\circ$", "\u2299": r"$\odot$", "\u2016": r"$\|$", "\u1d40": r"$^T$",
+    "\u00b2": r"$^2$", "\u00b3": r"$^3$",
+}  # fmt: skip
+
+
+def _tex_char(ch: str) -> str:
+    if ch in _LATEX_SPECIAL:
+        return _LATEX_SPECIAL[ch]
+    if ord(ch) < 128:
+        return ch
+    if ch in _LATEX_SYMBOLS:
+        return _LATEX_SYMBOLS[ch]
+    name = unicodedata.name(ch, "")
+    if name.startswith(("GREEK SMALL LETTER ", "GREEK CAPITAL LETTER ")) and len(name.split()) == 4:
+        letter = name.split()[-1].lower().replace("lamda", "lambda")
+        return f"$\\{letter.capitalize() if 'CAPITAL' in name else letter}$"
+    ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    return _tex(ascii_form) if ascii_form else f"[U+{ord(ch):04X}]"  # named, never dropped
+
+
 def _tex(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    r"""``text`` as LaTeX text: specials escaped, Greek and relations in math mode.
+
+    >>> print(_tex("λ_t ≤ 1e-8 for θ"))
+    $\lambda$\_t $\le$ 1e-8 for $\theta$
+    """
+    return "".join(_tex_char(ch) for ch in str(text))
 
 
 def report_latex(claims: dict[str, dict], sources: dict[str, str]) -> str:
@@ -233,6 +265,8 @@ def report_latex(claims: dict[str, dict], sources: dict[str, str]) -> str:
     """
     lines = [
         r"\documentclass[10pt]{article}",
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage[utf8]{inputenc}",
         r"\usepackage[margin=2cm]{geometry}",
         r"\usepackage{longtable,graphicx}",
         r"\title{The source note's claims, decided}",

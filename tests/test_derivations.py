@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sympy as sp
 from _claims import Check, Claim, decide, leading_term, measured_order
-from _runner import JSON_KEYS, derivations_dir, load_script, run_all, scripts
+from _runner import JSON_KEYS, derivations_dir, load_script, report_latex, run_all, scripts
 
 from adjoint_sym.errors import AdjointSymError
 
@@ -82,6 +82,8 @@ def test_report_has_the_table_sections_and_figures(report):
     assert "FAIL (" not in text and ": pass." not in text
     tex = (out / "report.tex").read_text()
     assert tex.startswith(r"\documentclass") and all(rf"\section*{{{c}: {v}}}" in tex for c, v in EXPECTED.items())
+    # pdflatex with T1 fonts has no Greek text glyphs: every character is ASCII, Greek in math mode
+    assert tex.isascii(), sorted({ch for ch in tex if not ch.isascii()})
     pytest.importorskip("matplotlib")
     linked = [line.split("](figures/")[1].rstrip(")") for line in text.splitlines() if "](figures/" in line]
     assert {"euler_convergence.png", "adjoint_sign.png", "memory_and_accuracy.png"} <= set(linked)
@@ -255,3 +257,12 @@ def test_runner_refuses_a_claim_decided_twice_and_names_a_failing_script(tmp_pat
     (tmp_path / "b.py").write_text("def run(out_dir=None, quick=False):\n    raise RuntimeError('boom')\n")
     with pytest.raises(AdjointSymError, match=r"derivation b\.py failed: RuntimeError: boom"):
         run_all(tmp_path / "out", derivations=tmp_path)
+
+
+def test_latex_report_puts_the_notations_greek_in_math_mode():
+    """The adjoint of a named state prints as lambda (the reader's notation): in LaTeX text
+    that is ``$\\lambda$``, and a character with no LaTeX form is named, never dropped."""
+    claim = {"verdict": "exact", "correct_statement": "dλ/dt = -λ·∂f/∂h, θ ≤ 1, ⊗", "evidence": "e"}
+    tex = report_latex({"C1": claim}, {"C1": "x.py"})
+    assert r"d$\lambda$/dt = -$\lambda$$\cdot$$\partial$f/$\partial$h, $\theta$ $\le$ 1, [U+2297]" in tex
+    assert tex.isascii()
