@@ -15,6 +15,8 @@ from adjoint_sym.campaign import FAMILIES, build_problem, problem_spec, read_rec
 from adjoint_sym.campaign.problems import family_of
 from adjoint_sym.campaign.sampler import Sampler
 from adjoint_sym.campaign.verdict import Settings
+from adjoint_sym.cli import main
+from adjoint_sym.cli.campaign import FAMILY_NAMES
 from adjoint_sym.cli.spec import spec_from_dict
 from adjoint_sym.errors import InvalidModelError
 from adjoint_sym.testing.mutants import handwritten_adjoint, mutant
@@ -40,6 +42,14 @@ def test_an_explicit_list_of_the_seven_older_families_draws_what_it_drew_before(
             assert problem_spec(seed, i, list(SEVEN)) == FAMILIES[SEVEN[i % 7]](Sampler(seed, i))
     record = run_problem(3, Settings(seed=2, families=SEVEN, methods=("adjoint", "forward")))
     assert record["family"] == "stiff" and record["problem"] == FAMILIES["stiff"](Sampler(2, 3))
+
+
+def test_the_command_names_every_family_in_its_help(capsys):
+    assert tuple(FAMILIES) == FAMILY_NAMES
+    assert main(["campaign", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "problem families among " + ", ".join(FAMILIES) + " (default: all, taking turns)" in help_text
+    assert "observation and integral losses" in help_text
 
 
 def test_in_the_default_rotation_every_eighth_problem_is_an_integral_one():
