@@ -89,7 +89,7 @@ def run_round(problems: int, seed: int, methods, folder: Path, round_: int, orde
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=70, help="problems per campaign (default 70: 10 per family)")
+    parser.add_argument("--problems", type=int, default=80, help="problems per campaign (default 80: 10 per family)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the three engines (default 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", nargs="+", help="methods to check (default: the checker's)")

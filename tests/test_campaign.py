@@ -93,7 +93,7 @@ def test_expression_specs_are_spec_files_of_the_cli():
 def test_the_families_visit_their_regimes():
     """Each family's defining property, measured on the built problems (not read from the spec's name)."""
     seen = {name: 0 for name in FAMILIES}
-    for i in range(70):
+    for i in range(80):
         spec, family = problem_spec(5, i), family_of(i, tuple(FAMILIES))
         prob = build_problem(spec)
         span = prob.t1 - prob.t0
@@ -116,6 +116,8 @@ def test_the_families_visit_their_regimes():
             assert isinstance(prob.loss, ObservationLoss) and span > 0
         elif family == "backward":
             assert prob.t1 < prob.t0
+        elif family == "integral":  # its regimes: tests/test_campaign_integral.py
+            assert prob.running_cost is not None
     assert all(count == 10 for count in seen.values())
 
 
@@ -134,7 +136,6 @@ def test_problems_of_one_template_share_one_system_and_its_kernels():
 @pytest.mark.parametrize(
     ("families", "message"),
     [
-        (["integral"], "family 'integral' is planned: integral losses need IntegralLoss (issue 18)"),
         (["stif"], "unknown family 'stif'; choose among equilibrium, long_span"),
         ([], "families must be a non-empty list"),
     ],
@@ -142,6 +143,14 @@ def test_problems_of_one_template_share_one_system_and_its_kernels():
 def test_unknown_families_are_refused(families, message):
     with pytest.raises(InvalidModelError, match=message.replace("(", r"\(").replace(")", r"\)")):
         problem_spec(0, 0, families)
+
+
+def test_a_planned_family_is_refused_with_what_it_waits_for(monkeypatch):
+    from adjoint_sym.campaign import families
+
+    monkeypatch.setitem(families.PLANNED, "chaotic", "chaotic systems need a shadowing reference")
+    with pytest.raises(InvalidModelError, match=r"^family 'chaotic' is planned: chaotic systems need a shadowing ref"):
+        problem_spec(0, 0, ["chaotic"])
 
 
 def test_a_spec_with_a_missing_field_or_builder_is_refused():
@@ -152,8 +161,8 @@ def test_a_spec_with_a_missing_field_or_builder_is_refused():
         build_problem({**spec, "network": {"builder": "os.system"}})
     with pytest.raises(InvalidModelError, match="lacks field 'state'"):
         build_problem({k: v for k, v in problem_spec(0, 0).items() if k != "state"})
-    with pytest.raises(InvalidModelError, match=r"loss\.kind: 'integral'"):
-        build_problem({**problem_spec(0, 0), "loss": {"kind": "integral"}})
+    with pytest.raises(InvalidModelError, match=r"^loss\.kind: 'running'; a campaign problem's loss is 'final', 'obs"):
+        build_problem({**problem_spec(0, 0), "loss": {"kind": "running", "expr": "x"}})
 
 
 # -- the results file ------------------------------------------------------------------------
@@ -330,7 +339,7 @@ def test_a_dead_worker_is_a_recorded_crash(tmp_path, cluster):
         (["--problems", "0"], "problems must be an integer from 1 to"),
         (["--problems", "many"], "--problems: expected a whole number, got 'many'"),
         (["--problems", "2", "--seed", "-1"], "--seed: expected a non-negative number, got -1"),
-        (["--problems", "2", "--families", "integral"], "family 'integral' is planned"),
+        (["--problems", "2", "--families", "integrals"], "unknown family 'integrals'; choose among"),
         (["--problems", "2", "--methods", "adjiont"], "unknown method 'adjiont'"),
         (["--problems", "2", "--function", "nocolon"], "expected 'module:callable'"),
         (["--problems", "2", "--function", "no_such_module_xyz:f"], "cannot import module 'no_such_module_xyz'"),

@@ -17,10 +17,14 @@ family            what it stresses
 ``neural``        small matrix-level tanh networks (one layer, or two with 2-4 hidden)
 ``observation``   observation losses with 1 to 4 times (squared errors or an expression)
 ``backward``      ``t1 < t0``: integration backward in time, final or observation loss
+``integral``      running costs ``int_{t0}^{t1} g dt`` (alone, or plus a final or an
+                  observation loss) from an equilibrium, over long spans, on growing
+                  modes, backward, and on decoupled systems whose gradient has exact zeros
 ================  ==================================================================
 
-Integral losses (``IntegralLoss``, issue 18) are the next family: a function
-``integral(s)`` here and an entry in :data:`FAMILIES`; :data:`PLANNED` names it until then.
+A loss with a running cost is written as the spec files write it: one table
+``{"kind": "integral", "expr": g}``, or a list of tables that add up (``[{"kind":
+"final", ...}, {"kind": "integral", ...}]``, a :class:`~adjoint_sym.numeric.loss.SumLoss`).
 """
 
 from __future__ import annotations
@@ -258,6 +262,80 @@ def backward(s: Sampler) -> dict:
     return expression_spec(f"backward/{template}", state, rhs, params, h0, t0, t1, any_loss(s, state, t0, t1))
 
 
+def integrand(s: Sampler, names: Sequence[str], weight: str | None = None) -> str:
+    """A running cost ``g``: ``sum_i c_i x_i + d_i x_i^2`` (at least one term), sometimes
+    ``+ t*x_0`` or ``+ cos(t)*x_0`` (explicit ``dg/dt``: ``dL/dt0``, ``dL/dt1`` move), times
+    the cost-only parameter ``weight`` if given (its gradient is ``int g/weight dt``: the
+    running cost's explicit ``dg/dtheta`` and nothing else)."""
+    expr = final_loss(s, names, time_term=False)["expr"]
+    if s.coin(0.3):
+        expr += f" + {s.choice(('t', 'cos(t)'))}*{names[0]}"
+    return f"{weight}*({expr})" if weight else expr
+
+
+def integral_loss(s: Sampler, names: Sequence[str], t0: float, t1: float, weight: str | None = None, *,
+                  whole_state: bool = True) -> dict | list[dict]:  # fmt: skip
+    """A running cost alone (half the time), plus a final loss (three in ten) or plus an
+    observation loss (one in five).  The point term reads only ``names``: without
+    ``whole_state`` an observation loss is an expression (squared errors read every state)."""
+    cost = {"kind": "integral", "expr": integrand(s, names, weight)}
+    u = s.unit()
+    if u < 0.5:
+        return cost
+    if u < 0.8:
+        return [final_loss(s, names), cost]
+    point = observation_loss(s, names, t0, t1, max_times=3)
+    if "targets" in point and not whole_state:
+        point = {"kind": "observations", "times": point["times"], "expr": final_loss(s, names, False)["expr"]}
+    return [point, cost]
+
+
+def integral(s: Sampler) -> dict:
+    """Running costs ``L = int_{t0}^{t1} g(h, t, theta) dt`` (plus sometimes a point loss) over
+    the hard regimes: the adjoint gains ``-dg/dh``, ``a_theta`` gains ``-dg/dtheta``, and
+    ``dL/dt1``, ``dL/dt0`` gain ``g`` at the ends."""
+    template = s.choice(("equilibrium", "long-span", "growing", "backward", "decoupled", "weighted"))
+    t0 = s.choice((0.0, 0.5, 1.0))
+    t1 = t0 + s.uniform(0.5, 3.0, 2)
+    params: dict
+    if template == "equilibrium":  # at rest or at zero: g is constant along the trajectory
+        if s.coin(0.5):
+            (state, rhs), params = _LOGISTIC, {"r": s.uniform(0.5, 2.0, 2), "K": s.choice((0.5, 1.0, 2.0))}
+            h0 = [s.choice((0.0, params["K"]))]
+        else:
+            (state, rhs), params = _OSCILLATOR, {"k": s.uniform(0.5, 4.0, 2), "c": s.uniform(0.1, 1.0, 2)}
+            h0 = [0.0, 0.0]
+    elif template == "long-span":  # 3 to 10 time units: the cost accumulates over many periods
+        t1 = t0 + s.uniform(3.0, 10.0, 2)
+        if s.coin(0.5):
+            state, rhs = _OSCILLATOR
+            params = {"k": s.uniform(0.5, 4.0, 2), "c": s.uniform(0.05, 0.5, 2)}
+        else:
+            state, rhs = ["x", "y"], ["y", "mu*(1 - x**2)*y - x"]
+            params = {"mu": s.uniform(0.2, 1.0, 2)}
+        h0 = s.vector(2, -1.0, 1.0, 2)
+    elif template == "growing":  # x = x0 e^(a t): a quadratic cost grows twice as fast
+        state, rhs = ["x"], ["a*x"]
+        params = {"a": s.uniform(0.5, 2.0, 2)}
+        h0, t1 = [s.uniform(0.1, 1.0, 2)], t0 + s.uniform(1.0, min(6.0, 8.0 / params["a"]), 2)  # a * span <= 8
+    elif template == "backward":  # t1 < t0: int_{t0}^{t1} g dt = -int_{t1}^{t0} g dt
+        _, state, rhs, params, h0 = _small_system(s)
+        t0, t1 = t1, t0
+    elif template == "decoupled":  # y and m never reach L: dL/dy0 = dL/dm = 0 exactly
+        state, rhs = ["x", "y"], ["-k*x", "-m*y + u"]
+        params = {"k": s.uniform(0.2, 2.0, 2), "m": s.uniform(0.2, 2.0, 2), "u": s.uniform(-1.0, 1.0, 2)}
+        h0 = s.vector(2, -1.0, 1.0, 2)
+        loss = integral_loss(s, ["x"], t0, t1, whole_state=False)
+        return expression_spec("integral/decoupled", state, rhs, params, h0, t0, t1, loss)
+    else:  # a cost weight q no rhs uses: dL/dq comes from the running cost's dg/dtheta alone
+        template, state, rhs, params, h0 = _small_system(s)
+        params = params | {"q": s.choice(_COEFFICIENTS[2:])}
+        loss = integral_loss(s, state, t0, t1, weight="q")
+        return expression_spec(f"integral/weighted-{template}", state, rhs, params, h0, t0, t1, loss)
+    loss = integral_loss(s, state, t0, t1)
+    return expression_spec(f"integral/{template}", state, rhs, params, h0, t0, t1, loss)
+
+
 #: The families by name, in the order problems cycle through them.
 FAMILIES: dict[str, Callable[[Sampler], dict]] = {
     "equilibrium": equilibrium,
@@ -267,9 +345,10 @@ FAMILIES: dict[str, Callable[[Sampler], dict]] = {
     "neural": neural,
     "observation": observation,
     "backward": backward,
+    "integral": integral,  # last: the draws of the seven before it are what they were without it
 }
 
-#: Families that wait for a library feature, and what they wait for.
-PLANNED: dict[str, str] = {"integral": "integral losses need IntegralLoss (issue 18)"}
+#: Families that wait for a library feature, and what they wait for (none at present).
+PLANNED: dict[str, str] = {}
 
 __all__ = ["FAMILIES", "PLANNED"]

@@ -8,7 +8,9 @@ what a worker receives and what a record keeps: a dict of JSON types,
 * for expression systems, exactly a spec file of ``adjoint-sym check`` (``name``,
   ``state``, ``time``, ``rhs``, ``params``, ``h0``, ``t0``, ``t1``, ``loss``, ``solver``;
   see :mod:`adjoint_sym.cli.spec`): save a failing record's ``problem`` as JSON and run
-  ``adjoint-sym check problem.json`` to look at it again;
+  ``adjoint-sym check problem.json`` to look at it again; a loss with a running cost is
+  ``{"kind": "integral", "expr": g}`` or, summed with a point loss, a list of such tables
+  (``[{"kind": "final", ...}, {"kind": "integral", ...}]``), as in spec files;
 * for matrix-level networks, ``network`` (``{"builder": "two_layer", "n": 2, "hidden": 3,
   "activation": "tanh"}``) instead of ``state``/``time``/``rhs``, matrices as lists of rows.
 
@@ -24,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import InvalidModelError
-from ..numeric.loss import FinalLoss, Loss, ObservationLoss
+from ..numeric.loss import FinalLoss, IntegralLoss, Loss, ObservationLoss, SumLoss
 from ..numeric.problem import Problem
 from ..numeric.solve import check_solver
 from ..symbolic import builders
@@ -43,10 +45,10 @@ def check_families(families: Sequence[str] | None) -> tuple[str, ...]:
     --------
     >>> check_families(["stiff", "neural"])
     ('stiff', 'neural')
-    >>> check_families(["integral"])  # doctest: +ELLIPSIS
+    >>> check_families(["integrals"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    adjoint_sym.errors.InvalidModelError: family 'integral' is planned: integral losses need IntegralLoss ...
+    adjoint_sym.errors.InvalidModelError: unknown family 'integrals'; choose among equilibrium, ...
     """
     if families is None:
         return tuple(FAMILIES)
@@ -130,16 +132,29 @@ def _network(builder: str, **options) -> ODESystem:
     return NETWORKS[builder](**options)
 
 
-def _loss(loss: Mapping) -> Loss:
+def _loss(loss: Mapping | list) -> Loss:
+    """One loss table, or (as in spec files) a list of tables that add up: a :class:`SumLoss`."""
+    if isinstance(loss, list):
+        if len(loss) < 2:
+            raise InvalidModelError(f"loss: a list of loss terms holds two or more tables, got {len(loss)}")
+        return SumLoss(*(_loss_term(term, f"loss[{i}]") for i, term in enumerate(loss)))
+    return _loss_term(loss, "loss")
+
+
+def _loss_term(loss: Mapping, where: str) -> Loss:
     kind = loss.get("kind") if isinstance(loss, Mapping) else None
     if kind == "final":
         return FinalLoss(loss["expr"])
+    if kind == "integral":
+        return IntegralLoss(loss["expr"])
     if kind == "observations":
         if "targets" in loss:
             return ObservationLoss(loss["times"], targets=loss["targets"])
         return ObservationLoss(loss["times"], expr=loss["expr"])
-    # IntegralLoss (issue 18) is built here once it exists: kind == "integral".
-    raise InvalidModelError(f"loss.kind: {kind!r}; a campaign problem's loss is 'final' or 'observations'")
+    raise InvalidModelError(
+        f"{where}.kind: {kind!r}; a campaign problem's loss is 'final', 'observations' or 'integral' "
+        "(or a list of them, summed)"
+    )
 
 
 __all__ = ["NETWORKS", "build_problem", "check_families", "family_of", "problem_spec", "solver_of"]

@@ -31,6 +31,11 @@ exit codes: 0 no failure or crash, 1 a problem failed or crashed, 2 invalid usag
 """
 
 
+#: The families of :data:`adjoint_sym.campaign.FAMILIES`, named here so that ``--help`` need not load
+#: the numeric stack (a test checks that the two lists agree).
+FAMILY_NAMES = ("equilibrium", "long_span", "growing", "stiff", "neural", "observation", "backward", "integral")
+
+
 class CampaignProgress:
     """One progress line on stderr, rewritten per record (only when stderr is a terminal)."""
 
@@ -127,9 +132,9 @@ def register(sub, common: argparse.ArgumentParser, solver: argparse.ArgumentPars
         formatter_class=formatter,
         help="judge thousands of drawn problems (locally or on a Dask cluster), one JSON line each",
         description="Draw problems 0..N-1 from a seed over families covering the hard regimes (equilibria,\n"
-        "long spans, growing modes, stiff, neural, observation losses, backward spans), judge each with\n"
-        "the checker (or judge your gradient function with --function) and append one JSON record per\n"
-        "verdict to --out as it completes.  --resume continues an interrupted run.",
+        "long spans, growing modes, stiff, neural, observation and integral losses, backward spans), judge\n"
+        "each with the checker (or judge your gradient function with --function) and append one JSON\n"
+        "record per verdict to --out as it completes.  --resume continues an interrupted run.",
         epilog=EXAMPLES,
     )
     p.add_argument("--problems", required=True, type=_count, metavar="N", help="how many problems (indices 0..N-1)")
@@ -137,7 +142,12 @@ def register(sub, common: argparse.ArgumentParser, solver: argparse.ArgumentPars
         "--seed", type=_count, default=0, metavar="S", help="the seed the problems are drawn from (default 0)"
     )
     p.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file, one JSON record per line")
-    p.add_argument("--families", nargs="+", metavar="F", help="problem families (default: all, taking turns)")
+    p.add_argument(
+        "--families",
+        nargs="+",
+        metavar="F",
+        help="problem families among " + ", ".join(FAMILY_NAMES) + " (default: all, taking turns)",
+    )
     p.add_argument(
         "--methods",
         nargs="+",
