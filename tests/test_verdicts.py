@@ -298,3 +298,30 @@ def test_backprop_is_judged_never_a_judge(monkeypatch):
     assert report.statuses["complex-step"]["dL/dh0[x]"] == "outvoted"
     coarse = check(prob, ["backprop"], options={"backprop": {"scheme": "euler", "steps": 4}})
     assert coarse.verdict == "fail" and all("backprop" not in f.references for f in coarse.failures)
+
+
+# -- a growing state does not lift the noise floor -------------------------------------------
+def test_a_growing_state_does_not_hide_a_missing_time_derivative():
+    """``x' = a x`` grows 2,000-fold; ``L = int (x^2/2 + t x) dt`` has ``dL/dt1 = g(h(t1), t1)``
+    ~ 1.5e6 (analytically: the integrand at the end).  Scaling ``h0`` by the size the
+    state reaches put ``s |dL/dh0|`` at ~kappa |L| = 2.5e9, a noise floor under which a
+    ``dL/dt1`` of 0 "agreed"; ``h0`` scaled by itself (0.85), the candidate fails there."""
+    from adjoint_sym import IntegralLoss
+
+    system = ODESystem.from_strings(["x"], ["a"], "t", ["a*x"])
+    prob = Problem(system, [0.85], {"a": 1.28}, 1.0, 6.96, IntegralLoss("0.5*x**2 + t*x"))
+    good = gradient(prob, rtol=1e-10, atol=1e-12)
+    x1 = 0.85 * math.exp(1.28 * (6.96 - 1.0))
+    assert good.dt1 == pytest.approx(0.5 * x1**2 + 6.96 * x1, rel=1e-8)  # the closed form, to solver tolerance
+    dropped = dataclasses.replace(good, dt1=0.0)
+    # judged as a campaign judges a gradient function (it claims 1e-6): the allowance is
+    # C kappa (tau_m + tau_r) = 100 * 2060 * 1e-6 = 0.21 of s |dL/dt1| + N, and the miss is 0.5
+    report = compare(prob, dropped, rtol=1e-8, candidate_rtol=1e-6)
+    assert report.verdict == "fail" and "dL/dt1" in {f.quantity for f in report.failures}, report.text()
+    assert compare(prob, good, rtol=1e-8, candidate_rtol=1e-10).ok
+
+
+def test_compare_names_what_it_takes_when_handed_a_mapping():
+    prob = decay()
+    with pytest.raises(ValueError, match=r"compare\(\) judges a Gradient, got dict; .*as_gradient\(value, problem\)"):
+        compare(prob, {"loss": 1.0, "dh0": [1.0], "dparams": {"k": 0.0}, "dt0": 0.0, "dt1": 0.0})

@@ -219,7 +219,13 @@ def _returned(prob: Problem, candidate: Gradient, name: str, notes: list[str]) -
 
 
 def _check_shapes(prob: Problem, candidate: Gradient) -> None:
-    """Refuse a candidate whose matrix gradients are not shaped like their parameters (a transpose?)."""
+    """Refuse a candidate that is not a Gradient, or whose matrix gradients are not shaped like
+    their parameters (a transpose?)."""
+    if not isinstance(candidate, Gradient):
+        raise InvalidModelError(
+            f"compare() judges a Gradient, got {type(candidate).__name__}; a gradient function's mapping "
+            "(loss, dh0, dparams, dt0, dt1) becomes one with adjoint_sym.testing.as_gradient(value, problem)"
+        )
     for name, shape in prob.system.param_shapes.items():
         got = np.shape(candidate.dparams.get(name, 0.0))
         if shape and got != tuple(shape):

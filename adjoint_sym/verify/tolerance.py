@@ -12,10 +12,14 @@ Two routes agree on quantity ``q`` when
   adaptive backprop; the references report their own), ``rtol`` where it says nothing.
   Errors of two independent routes add, so the pair gets the sum.
 * ``s_q`` is the typical size of the input ``q`` differentiates by
-  (:func:`~adjoint_sym.reference.finite_difference.input_scale`: ``max(|theta_j|, 1)``
-  for a parameter or a time, the size a state component reaches for ``h0``), so that
-  ``s_q g(q)`` is the change of ``L`` under a relative change of that input: every entry
-  then has the units of ``L`` (a rate constant of 3e7 and one of 0.04 become comparable).
+  (:func:`input_scales`: ``max(|theta_j|, 1)`` for a parameter or a time, ``|h0_j|`` for
+  a state that starts away from zero and the size it reaches for one that starts at
+  zero), so that ``s_q g(q)`` is the change of ``L`` under a relative change of that
+  input: every entry then has the units of ``L`` (a rate constant of 3e7 and one of 0.04
+  become comparable).  A growing state is *not* scaled by the size it grows to: its
+  growth is in ``kappa`` already, and counted twice it would lift the noise floor ``N``
+  to ``kappa |L|`` (on ``x' = a x`` grown 2,000-fold a ``dL/dt1`` missing its whole
+  value agreed).
 * ``s_q |g_r(q)| + N`` mirrors the ``rtol |y| + atol`` that ``solve_ivp`` controls: relative
   to the quantity itself, with a floor ``N``, the *noise level*, set by the largest scaled
   entry and by the loss.  A route whose solves hold ``tau`` computes ``L`` itself only to
@@ -113,13 +117,26 @@ def conditioning(prob, grads, solver, rtol, atol) -> float:
 
 
 def input_scales(prob: Problem, *, solver: str = "DOP853", rtol: float = 1e-8, atol: float = 1e-10) -> np.ndarray:
-    """``s_q`` per quantity, in the order of :meth:`Gradient.quantities` (see the module docstring)."""
+    """``s_q`` per quantity, in the order of :meth:`Gradient.quantities` (see the module docstring).
+
+    Examples
+    --------
+    >>> from adjoint_sym import FinalLoss, ODESystem
+    >>> sys = ODESystem.from_strings(["x", "y"], ["a"], "t", ["a*x", "a*x"])  # y starts at 0
+    >>> prob = Problem(sys, [0.5, 0.0], {"a": 2.0}, 0.0, 1.0, FinalLoss("x + y"))
+    >>> [round(float(s), 3) for s in input_scales(prob)]  # |x0|; y(1) = (e^2 - 1)/2; a; t0, t1
+    [0.5, 3.195, 2.0, 1.0, 1.0]
+    """
     x = input_vector(prob)
     try:
         states = trajectory(prob, x, solver=solver, rtol=rtol, atol=atol)
     except SolverFailedError:
         states = None
-    return input_scale(prob, states)
+    scale = input_scale(prob, states)
+    n = prob.system.n
+    h0 = np.abs(np.asarray(prob.h0, dtype=complex).real)
+    scale[:n] = np.where(h0 > 0, h0, scale[:n])  # a relative change of h0_j where it has a size
+    return scale
 
 
 @dataclass(frozen=True)
