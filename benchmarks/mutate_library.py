@@ -191,6 +191,13 @@ def judge(mutant: Mutant | None) -> Outcome:
     return Outcome(tests, check, time.perf_counter() - started)
 
 
+def judged(mutant: Mutant) -> Outcome:
+    """:func:`judge`, with a progress line on stderr (the table comes at the end)."""
+    outcome = judge(mutant)
+    print(f"{mutant.name}: tests {outcome.tests}, check() {outcome.check} ({outcome.seconds:.0f} s)", file=sys.stderr)
+    return outcome
+
+
 def print_table(results: list[tuple[Mutant, Outcome]]) -> None:
     print("| mutant | file | what | killed by tests | killed by check() | seconds |")
     print("|---|---|---|---|---|---|")
@@ -200,11 +207,11 @@ def print_table(results: list[tuple[Mutant, Outcome]]) -> None:
         print(f"| {m.name} | {m.file.removeprefix('adjoint_sym/')} | {m.what} | {tests} | {check} | {o.seconds:.0f} |")
     n = len(results)
     by_tests = sum(o.killed_by_tests for _, o in results)
-    judged = [o for _, o in results if o.check != "n.a."]
-    by_check = sum(o.killed_by_check for o in judged)
+    decided = [o for _, o in results if o.check != "n.a."]
+    by_check = sum(o.killed_by_check for o in decided)
     either = sum(o.killed_by_tests or o.killed_by_check for _, o in results)
     print(f"\ntests: {by_tests}/{n}")
-    print(f"check(): {by_check}/{len(judged)} (n.a. for {n - len(judged)} mutants of code check() never runs)")
+    print(f"check(): {by_check}/{len(decided)} (n.a. for {n - len(decided)} mutants of code check() never runs)")
     print(f"either: {either}/{n}")
     survivors = [m for m, o in results if not (o.killed_by_tests or o.killed_by_check)]
     for m in survivors:
@@ -234,7 +241,7 @@ def main() -> None:
     if baseline.killed_by_tests or baseline.check != "no":
         raise SystemExit("the unmutated library must pass both judges (no outvoted reference either)")
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(zip(chosen, pool.map(judge, chosen)))
+        results = list(zip(chosen, pool.map(judged, chosen)))
     print_table(results)
     return None
 
