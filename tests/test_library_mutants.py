@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adjoint_sym import FinalLoss, ODESystem, Problem, gradient
+from adjoint_sym import FinalLoss, IntegralLoss, ObservationLoss, ODESystem, Problem, gradient
 from adjoint_sym.adjoint.methods import BacksolveAdjoint, InterpolatingAdjoint, QuadratureAdjoint
 from adjoint_sym.adjoint.vjp import JacobianVJP
+from adjoint_sym.discrete.backprop import complex_step_discrete, make_grids, tableau
 from adjoint_sym.numeric.solve import forward
 
 # x' = a x - b x y + sin(t), y' = c x y - d y: f_h is far from symmetric and f depends on t,
@@ -102,3 +103,16 @@ def test_the_jacobian_form_of_every_adjoint_matches_forward_sensitivities(method
     # A forward and a backward solve at rtol, over a span where the flow grows modestly
     # (|dh/dh0| < 10): well within 1e3 rtol of the largest entry; a wrong term is O(1).
     np.testing.assert_allclose(as_vector(got), as_vector(truth), rtol=0, atol=1e3 * rtol * scale)
+
+
+def test_backprop_of_observations_with_a_running_cost_is_the_derivative_of_the_discrete_loss():
+    """With observations *and* a running cost, ``L = sum_i Phi_i + q(t_N)``: the cotangent of
+    the quadrature state ``q`` enters at the last observation only.  Backprop's gradient must
+    equal the complex step of the discrete loss on the same grid (to rounding)."""
+    loss = ObservationLoss([0.5, 1.0, 1.5], expr="x**2") + IntegralLoss("x*y + t*a")
+    problem = Problem(FORCED_LV, [1.0, 0.5], LV_PARAMS, 0.0, 1.5, loss)
+    g = gradient(problem, "backprop", scheme="rk4", steps=8)
+    truth = complex_step_discrete(problem, scheme="rk4", grids=make_grids(problem, tableau("rk4"), 8))
+    # Both are the exact derivative of the same floating-point computation: agreement to
+    # rounding, ~1e-13 relative; 1e-10 leaves room for the summation order.
+    np.testing.assert_allclose(as_vector(g), truth, rtol=1e-10, atol=1e-10 * np.max(np.abs(truth)))
