@@ -474,11 +474,7 @@ def forward(
     """
     k = problem.kernels
     theta = problem.theta
-    f = k.f.fn
-
-    def fun(t, y):
-        return f(t, y, theta)
-
+    fun = k.f.bind(theta)  # theta's blocks unpacked once per solve, not at every evaluation
     jac = None
     if solver in IMPLICIT:
 
