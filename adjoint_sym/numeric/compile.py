@@ -212,6 +212,7 @@ def compile_kernel(
     outputs: Sequence[sp.Basic],
     *,
     output_shape: tuple[int, ...] | None = None,
+    negate_from: int | None = None,
 ) -> Kernel:
     """Generate a numpy function returning the flattened ``outputs``, concatenated.
 
@@ -226,6 +227,9 @@ def compile_kernel(
         Scalars, explicit matrices and matrix expressions, flattened row-major.
     output_shape : tuple of int, optional
         Reshape the flat result (e.g. ``(n, n)`` for a Jacobian).
+    negate_from : int, optional
+        Negate the flat result from this entry on, in place, in one numpy call (cheaper
+        than a ``(-1)*`` temporary per matrix block; negation is exact).
 
     Returns
     -------
@@ -255,6 +259,8 @@ def compile_kernel(
     # Every entry written (no zero left out): no need to clear the output first.
     complete = all(_fully_written(b) for b in reduced)
     epilogue = [f"    _out = numpy.{'empty' if complete else 'zeros'}(({size},) + _batch, dtype=_dtype)", *writes]
+    if negate_from is not None:
+        epilogue.append(f"    numpy.negative(_out[{negate_from}:], out=_out[{negate_from}:])")
     if output_shape is not None:
         epilogue.append(f"    return _out.reshape({tuple(output_shape)!r} + _batch)")
     else:
