@@ -57,7 +57,16 @@ import adjoint_sym
 from adjoint_sym import FinalLoss, ODESystem, Problem, check, gradient
 
 RTOL, ATOL = common.RTOL, common.ATOL
+LARGE = {"max_states": 4096, "max_params": 4096, "max_expression_size": 10**6, "max_derivative_work": 10**9}
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def why(exc: Exception) -> str:
+    """Where a solve stopped and the solver's reason, short enough for a table cell."""
+    text = str(exc)
+    where = text[: text.find(" (state")] if " (state" in text else text[:60]
+    reason = getattr(exc, "solver_message", None)
+    return f"{where}: {reason}"[:150] if reason else where[:150]
 
 
 def row(target: str, measured: str, holds: bool | None) -> list:
@@ -166,13 +175,14 @@ def brusselator_rows(skip_1024: bool) -> list:
         common.forget_compiled()
         started = time.process_time()
         try:
-            with adjoint_sym.limits(time_limit=3 * limit):
+            # The time limit is wall time, which neighbours on a shared machine stretch: generous.
+            with adjoint_sym.limits(time_limit=20 * limit):
                 prob = bench_stiff.brusselator(cells)
                 gradient(prob, solver="BDF", rtol=1e-6, atol=1e-9)
             seconds = time.process_time() - started
             text, holds = f"{seconds:.1f} s (build + derive + compile + solve)", seconds <= limit
         except adjoint_sym.SolverFailedError as exc:
-            text, holds = f"stopped: {str(exc)[:60]}", False
+            text, holds = f"stopped: {why(exc)}", False
         rows.append(row(f"Brusselator {2 * cells:,} states: first BDF gradient <= {limit:g} s", text, holds))
     return rows
 
@@ -206,7 +216,7 @@ def hires_rows() -> list:
         r = whole / one
         text, holds = f"{r:.1f} ({whole:.2f} s / {one:.2f} s; verdict {report.verdict})", r <= 10
     except adjoint_sym.SolverFailedError as exc:
-        text, holds = f"stopped: {str(exc)[:60]}", False
+        text, holds = f"stopped: {why(exc)}", False
     return [row("HIRES (Radau): check() / one gradient <= 10", text, holds)]
 
 
@@ -263,7 +273,7 @@ def pollu_rows() -> list:
                 err = common.rel_err(base.flat_gradient(g), base.flat_gradient(forward))
                 text, holds = f"finished in {seconds:.2f} s, rel. diff vs forward sensitivities {err:.1e}", err < 1e-2
             except adjoint_sym.SolverFailedError as exc:
-                text, holds = f"stopped: {str(exc)[:70]}", False
+                text, holds = f"stopped: {why(exc)}", False
             rows.append(
                 row(f"POLLU ({solver}): the adjoint's backward solve finishes, agrees with forward", text, holds)
             )
@@ -282,7 +292,9 @@ def main(argv: list[str] | None = None) -> None:
     if not bench_wide.HAVE_DIFFRAX:
         print("diffrax is not installed: the wide rows compare with adjoint_sym's own backprop instead\n")
     rows: list = []
-    with warnings.catch_warnings():
+    # The sizes of the issue's problems (512 states, 1,024 states) are past the default
+    # guards against accidental giants: raised here, as the limits' message says.
+    with warnings.catch_warnings(), adjoint_sym.limits(**LARGE):
         warnings.simplefilter("ignore", RuntimeWarning)
         for section in (
             lambda: small_rows(repeats, budget),
