@@ -162,3 +162,33 @@ def test_compile_kernel_refuses_a_symbol_that_is_not_an_argument():
     x, y = sp.symbols("x y")
     with pytest.raises(UnsupportedExpressionError, match="symbol y is not an argument of this kernel"):
         compile_kernel("bad", [Argument("v", (x,))], [x + y])
+
+
+# -- kernels with theta bound once per gradient ------------------------------------------------
+@pytest.mark.parametrize("system", [lotka_volterra(), two_layer(2, 5, input_power=3)], ids=["scalar", "matrix"])
+def test_a_bound_kernel_computes_what_the_kernel_computes(system):
+    k = adjoint_kernels(system)
+    rng = np.random.default_rng(1)
+    n, p = system.n, system.n_params
+    theta, h, y = rng.standard_normal(p), rng.standard_normal(n), rng.standard_normal(n + p + 1)
+    bound = k.adjoint_rhs.bind(theta)
+    # Real input takes the float64 shortcut, complex input numpy's promotion: both must agree exactly.
+    np.testing.assert_array_equal(bound(0.3, h, y), k.adjoint_rhs.fn(0.3, h, y, theta))
+    hc = h + 1e-20j * rng.standard_normal(n)
+    np.testing.assert_array_equal(bound(0.3, hc, y), k.adjoint_rhs.fn(0.3, hc, y, theta))
+    assert bound(0.3, hc, y).dtype == np.complex128
+    # and the negated fused kernel is the negated VJP
+    np.testing.assert_array_equal(bound(0.3, h, y), -k.vjp.fn(0.3, h, y[:n], theta))
+
+
+def test_bind_without_a_generated_binder_closes_over_the_last_argument():
+    from adjoint_sym.numeric.compile import Kernel
+
+    kernel = Kernel("stand-in", lambda t, h, theta: theta * h, "", 1)
+    assert kernel.bind(np.array([3.0]))(0.0, np.array([2.0]))[0] == 6.0
+
+
+def test_negate_from_negates_the_tail_only():
+    x, y = sp.symbols("x y")
+    kernel = compile_kernel("g", [Argument("v", (x, y))], [x, y, x * y], negate_from=1)
+    np.testing.assert_array_equal(kernel(np.array([2.0, 3.0])), [2.0, -3.0, -6.0])

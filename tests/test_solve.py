@@ -441,3 +441,43 @@ def test_a_step_size_collapse_without_blow_up_or_stiffness(solver, remedy):
     assert f"forward solve ({solver}) stopped at t = 1.5 of [0, 2]" in message
     assert "Required step size is less than spacing between numbers" in message and remedy in message
     assert "stiff" not in message and "grows without bound" not in message
+
+
+# -- the guard: off the hot path, back on for the diagnosis of a failure ------------------------
+def count_guarded_calls(monkeypatch) -> list:
+    """Count the evaluations that pass through the non-finite guard."""
+    import adjoint_sym.numeric.solve as solve_module
+
+    calls, original = [], solve_module.guarded
+
+    def counting(fun, record):
+        inner = original(fun, record)
+
+        def rhs(t, y):
+            calls.append(t)
+            return inner(t, y)
+
+        return rhs
+
+    monkeypatch.setattr(solve_module, "guarded", counting)
+    return calls
+
+
+def test_a_successful_solve_guards_only_its_first_evaluations(monkeypatch):
+    calls = count_guarded_calls(monkeypatch)
+    res = forward(Problem(DECAY, [1.0], {"k": 1.0}, 0.0, 10.0, FinalLoss("x")), solver="DOP853")
+    # DOP853 evaluates f(t0, h0) and one trial point to pick its first step; every later
+    # evaluation (hundreds here) goes to the kernel directly.
+    assert len(calls) == 2 < res.nfev
+
+
+def test_a_failed_solve_is_replayed_guarded_with_the_same_diagnosis(monkeypatch):
+    """The sqrt case above: its diagnosis needs the NaN evaluation that only the guard sees."""
+    calls = count_guarded_calls(monkeypatch)
+    system = ODESystem.from_strings(["x"], [], "t", ["-sqrt(x)"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(SolverFailedError) as info:
+            forward(Problem(system, [1.0], {}, 0.0, 3.0, FinalLoss("x")))
+    assert "f[x] = nan" in str(info.value) and abs(info.value.t - 2.0) < 1e-2
+    assert len(calls) > 10  # the replay evaluated every stage through the guard

@@ -68,16 +68,28 @@ class AdjointKernels:
         saves the per-step slicing and concatenation.
         """
         k = self.numeric
-        d_h, d_theta, d_t = self._products
         y = Argument("y", (*k.state_argument(False).slots, *k.cotangent_argument(False).slots))
-        outputs = [self.system.rhs, *(_negated(b) for b in (d_h, *d_theta, d_t))]
-        return compile_kernel("backsolve_rhs", [k.time_argument, y, k.theta_argument], outputs)
+        products, negate_from = self._negated_products(self.n)
+        arguments = [k.time_argument, y, k.theta_argument]
+        return compile_kernel("backsolve_rhs", arguments, [self.system.rhs, *products], negate_from=negate_from)
 
     @cached_property
     def adjoint_rhs(self) -> Kernel:
         """``(t, h, y, theta) -> -[a^T f_h, a^T f_theta, a^T f_t]`` with ``a = y[:n]``."""
+        products, negate_from = self._negated_products(0)
+        return compile_kernel("adjoint_rhs", self._arguments(), products, negate_from=negate_from)
+
+    def _negated_products(self, offset: int) -> tuple[list, int | None]:
+        """``-[a^T f_h, a^T f_theta, a^T f_t]`` as blocks for outputs starting at ``offset``.
+
+        Scalar systems negate each expression (SymPy folds the sign in for free); matrix
+        blocks are negated in place after they are written (one numpy call for all).
+        """
         d_h, d_theta, d_t = self._products
-        return compile_kernel("adjoint_rhs", self._arguments(), [_negated(b) for b in (d_h, *d_theta, d_t)])
+        blocks = [d_h, *d_theta, d_t]
+        if self.system.is_matrix_level:
+            return blocks, offset
+        return [_negated(b) for b in blocks], None
 
     @cached_property
     def vjp_batched(self) -> Kernel:

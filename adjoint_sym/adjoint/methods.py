@@ -133,13 +133,13 @@ class _InterpolatingSegments(_SolvingSegments):
         self.keep_paths = keep_paths
 
     def cross(self, start, end, state, h_start):
-        h_of, rate, theta = self.h_of, self.vjp.adjoint_rate, self.theta
+        h_of, rate = self.h_of, self.vjp.adjoint_rate_at(self.theta)
         y0 = state.vector()
         if h_of is None:  # a zero-length problem: nothing to cross
             return AdjointState.from_vector(y0, self.n, self.n_params)
 
         def rhs(t, y):
-            return rate(t, h_of(t), y, theta)
+            return rate(t, h_of(t), y)
 
         jac = self._jacobian() if self.solver in IMPLICIT else None
         res = self._integrate(rhs, start, end, y0, jac, dense=self.keep_paths)
@@ -169,8 +169,10 @@ class _QuadratureSegments(_SolvingSegments):
         if start == end or sol is None:
             return state
 
+        products = vjp.state_products_at(theta)
+
         def rhs(t, y):
-            return -vjp.state_products(t, sol(t), y, theta)
+            return -products(t, sol(t), y)
 
         jac = None
         if self.solver in IMPLICIT:
@@ -202,11 +204,8 @@ class _BacksolveSegments(_SolvingSegments):
         # Restart from the forward state kept at each observation time (as torchdiffeq and
         # JAX do): the drift of one segment does not carry into the next.
         self.h = np.asarray(h_start).copy()
-        rate, theta, n, f = self.vjp.backsolve_rate, self.theta, self.n, self.problem.kernels.f.fn
-
-        def rhs(t, y):
-            return rate(t, y, theta, f)
-
+        n, f = self.n, self.problem.kernels.f.fn
+        rhs = self.vjp.backsolve_rate_at(self.theta, f)  # for the symbolic VJP, the fused kernel itself
         res = self._integrate(rhs, start, end, np.concatenate([self.h, state.vector()]), None)
         y = res.y[:, -1]
         self.h = y[:n]

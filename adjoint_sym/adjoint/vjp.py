@@ -20,6 +20,7 @@ form                   products from
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,6 +61,22 @@ class VectorJacobianProduct(ABC):
         """:meth:`products` at many nodes: ``hs`` and ``as_`` of shape (n, B) -> (n + p + 1, B)."""
         return np.stack([self.products(t, hs[:, k], as_[:, k], theta) for k, t in enumerate(ts)], axis=1)
 
+    # -- the same with theta fixed, once per gradient (the backward solve's right-hand sides)
+    def adjoint_rate_at(self, theta: np.ndarray) -> Callable[[float, np.ndarray, np.ndarray], np.ndarray]:
+        """``(t, h, y) ->`` :meth:`adjoint_rate` at ``theta``."""
+        rate = self.adjoint_rate
+        return lambda t, h, y: rate(t, h, y, theta)
+
+    def backsolve_rate_at(self, theta: np.ndarray, f) -> Callable[[float, np.ndarray], np.ndarray]:
+        """``(t, y) ->`` :meth:`backsolve_rate` at ``theta``."""
+        rate = self.backsolve_rate
+        return lambda t, y: rate(t, y, theta, f)
+
+    def state_products_at(self, theta: np.ndarray) -> Callable[[float, np.ndarray, np.ndarray], np.ndarray]:
+        """``(t, h, a) ->`` :meth:`state_products` at ``theta``."""
+        products = self.state_products
+        return lambda t, h, a: products(t, h, a, theta)
+
 
 class SymbolicVJP(VectorJacobianProduct):
     """The symbolic VJP of :meth:`ODESystem.vjp`, compiled (the library's adjoint).
@@ -93,6 +110,24 @@ class SymbolicVJP(VectorJacobianProduct):
         if self.system.is_matrix_level:  # a batch of matrix-level products would sum outer products
             return super().batched_products(ts, hs, as_, theta)
         return self.kernels.vjp_batched.fn(ts, hs, as_, theta)
+
+    # The fused kernels with theta's blocks unpacked once (Kernel.bind): the backward
+    # solve calls them directly, no closure in between.  A subclass that redefines a
+    # product keeps the generic closures, which call its own definition.
+    def adjoint_rate_at(self, theta):
+        if type(self).adjoint_rate is not SymbolicVJP.adjoint_rate:
+            return super().adjoint_rate_at(theta)
+        return self.kernels.adjoint_rhs.bind(theta)
+
+    def backsolve_rate_at(self, theta, f):
+        if type(self).backsolve_rate is not SymbolicVJP.backsolve_rate:
+            return super().backsolve_rate_at(theta, f)
+        return self.kernels.backsolve_rhs.bind(theta)
+
+    def state_products_at(self, theta):
+        if type(self).state_products is not SymbolicVJP.state_products:
+            return super().state_products_at(theta)
+        return self.kernels.vjp_h.bind(theta)
 
 
 class JacobianVJP(VectorJacobianProduct):

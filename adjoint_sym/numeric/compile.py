@@ -54,15 +54,42 @@ class Argument:
 
 @dataclass(frozen=True)
 class Kernel:
-    """A compiled function ``fn(*args) -> ndarray`` and the source it came from."""
+    """A compiled function ``fn(*args) -> ndarray`` and the source it came from.
+
+    ``bound_source``, when given, defines ``_bind_<name>(last)``: the kernel with its last
+    argument fixed, that argument unpacked (sliced, reshaped) once; :meth:`bind` runs it.
+    """
 
     name: str
     fn: object = field(repr=False)
     source: str = field(repr=False)
     output_size: int = 0
+    bound_source: str | None = field(default=None, repr=False, compare=False)
+    _binder: list = field(default_factory=list, repr=False, compare=False)
 
     def __call__(self, *args):
         return self.fn(*args)
+
+    def bind(self, last: object):
+        """``fn`` with its last argument fixed (e.g. theta, once per gradient).
+
+        The generated binder unpacks ``last`` into its blocks once, so a call does not
+        slice and reshape them again; a kernel without one (a test's stand-in) gets a closure.
+
+        Examples
+        --------
+        >>> import numpy as np, sympy as sp
+        >>> x, k = sp.symbols("x k")
+        >>> kern = compile_kernel("g", [Argument("x", (x,)), Argument("theta", (k,))], [k * x])
+        >>> kern.bind(np.array([3.0]))(np.array([2.0]))
+        array([6.])
+        """
+        if self.bound_source is None:
+            fn = self.fn
+            return lambda *args: fn(*args, last)
+        if not self._binder:
+            self._binder.append(_exec(self.bound_source, f"_bind_{self.name}", f"bind_{self.name}"))
+        return self._binder[0](last)
 
 
 def _size(s: sp.Basic) -> int:
@@ -185,6 +212,7 @@ def compile_kernel(
     outputs: Sequence[sp.Basic],
     *,
     output_shape: tuple[int, ...] | None = None,
+    negate_from: int | None = None,
 ) -> Kernel:
     """Generate a numpy function returning the flattened ``outputs``, concatenated.
 
@@ -199,6 +227,9 @@ def compile_kernel(
         Scalars, explicit matrices and matrix expressions, flattened row-major.
     output_shape : tuple of int, optional
         Reshape the flat result (e.g. ``(n, n)`` for a Jacobian).
+    negate_from : int, optional
+        Negate the flat result from this entry on, in place, in one numpy call (cheaper
+        than a ``(-1)*`` temporary per matrix block; negation is exact).
 
     Returns
     -------
@@ -206,11 +237,11 @@ def compile_kernel(
     """
     names: dict = {}
     elements: dict = {}
-    prologue: list[str] = []
+    prologues: list[list[str]] = []
     batched = [a.name for a in arguments if a.batched]
     for k, arg in enumerate(arguments):
-        code = f"_a{k}"
-        _unpack(arg, code, names, elements, prologue)
+        prologues.append([])
+        _unpack(arg, f"_a{k}", names, elements, prologues[-1])
     replacements, reduced = cse(list(outputs), prefix="_c")
     printer = _Printer(names, elements, outer_as_broadcast=not batched)
     body = []
@@ -220,16 +251,6 @@ def compile_kernel(
         body.append(f"    {code} = {printer.doprint(value)}")
     size = sum(_block_size(b) for b in outputs)
     batch_arg = f"_a{[a.name for a in arguments].index(batched[0])}" if batched else None
-    lines = [f"def {name}({', '.join(f'_a{k}' for k in range(len(arguments)))}):"]
-    lines += prologue + body
-    dtype_args = ", ".join(f"_a{k}" for k in range(len(arguments)))
-    lines.append(f"    _dtype = numpy.result_type({dtype_args}, 1.0)")
-    if batch_arg:
-        lines.append(f"    _batch = numpy.shape({batch_arg})[1:]")
-        lines.append("    _tail = (-1,) if _batch else ()")
-    else:
-        lines.append("    _batch = ()")
-        lines.append("    _tail = ()")
     writes: list[str] = []
     offset = 0
     for block in reduced:
@@ -237,19 +258,66 @@ def compile_kernel(
         offset += _block_size(block)
     # Every entry written (no zero left out): no need to clear the output first.
     complete = all(_fully_written(b) for b in reduced)
-    lines.append(f"    _out = numpy.{'empty' if complete else 'zeros'}(({size},) + _batch, dtype=_dtype)")
-    lines.extend(writes)
+    epilogue = [f"    _out = numpy.{'empty' if complete else 'zeros'}(({size},) + _batch, dtype=_dtype)", *writes]
+    if negate_from is not None:
+        epilogue.append(f"    numpy.negative(_out[{negate_from}:], out=_out[{negate_from}:])")
     if output_shape is not None:
-        lines.append(f"    return _out.reshape({tuple(output_shape)!r} + _batch)")
+        epilogue.append(f"    return _out.reshape({tuple(output_shape)!r} + _batch)")
     else:
-        lines.append("    return _out")
+        epilogue.append("    return _out")
+    codes = [f"_a{k}" for k in range(len(arguments))]
+    scalars = [a.name.startswith("scalar:") and len(a.slots) == 1 and not a.batched for a in arguments]
+    middle = body + _dtype_lines(codes, scalars, batch_arg)
+    lines = [f"def {name}({', '.join(codes)}):", *(line for p in prologues for line in p), *middle, *epilogue]
     source = "\n".join(lines) + "\n"
-    filename = f"<adjoint_sym:{name}:{next(_counter)}>"
+    bound_source = None
+    if arguments and not arguments[-1].batched and not scalars[-1]:
+        last = codes[-1]
+        inner = [f"def {name}({', '.join(codes[:-1])}):", *(line for p in prologues[:-1] for line in p)]
+        inner += [*body, *_dtype_lines(codes, scalars, batch_arg, bound=True), *epilogue]
+        bound_lines = [
+            f"def _bind_{name}({last}):",
+            *prologues[-1],
+            f"    _plain{last} = type({last}) is _ndarray and {last}.dtype is _F64",
+            *("    " + line for line in inner),
+            f"    return {name}",
+        ]
+        bound_source = "\n".join(bound_lines) + "\n"
+    return Kernel(name, _exec(source, name, name), source, size, bound_source)
+
+
+def _dtype_lines(codes: list[str], scalars: list[bool], batch_arg: str | None, bound: bool = False) -> list[str]:
+    """``_dtype`` and ``_batch`` of a call: float64 and ``h.shape[1:]`` straight away when every
+    argument is a float64 array (a real number for a scalar one), else numpy's promotion."""
+    tests = []
+    for k, (code, scalar) in enumerate(zip(codes, scalars)):
+        if bound and k == len(codes) - 1:
+            tests.append(f"_plain{code}")
+        elif scalar:
+            tests.append(f"isinstance({code}, float)")
+        else:
+            tests.append(f"type({code}) is _ndarray and {code}.dtype is _F64")
+    fast_batch = f"{batch_arg}.shape[1:]" if batch_arg else "()"
+    slow_batch = f"numpy.shape({batch_arg})[1:]" if batch_arg else "()"
+    return [
+        f"    if {' and '.join(tests)}:",
+        "        _dtype = _F64",
+        f"        _batch = {fast_batch}",
+        "    else:",
+        f"        _dtype = numpy.result_type({', '.join(codes)}, 1.0)",
+        f"        _batch = {slow_batch}",
+        "    _tail = (-1,) if _batch else ()",
+    ]
+
+
+def _exec(source: str, name: str, label: str):
+    """Run generated ``source`` (registered with linecache for tracebacks) and return ``name``."""
+    filename = f"<adjoint_sym:{label}:{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"numpy": np, "scipy": scipy}
+    namespace = {"numpy": np, "scipy": scipy, "_ndarray": np.ndarray, "_F64": np.dtype(np.float64)}
     scipy.special  # noqa: B018 - make sure the submodule is loaded for printed erf etc.
     exec(compile(source, filename, "exec"), namespace)
-    return Kernel(name, namespace[name], source, size)
+    return namespace[name]
 
 
 def _unpack(arg: Argument, code: str, names: dict, elements: dict, prologue: list[str]) -> None:

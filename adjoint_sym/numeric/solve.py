@@ -178,29 +178,83 @@ def integrate(
     y0 = np.asarray(y0)
     if t0 == t1:
         return SolveResult(np.array([t0]), y0[:, None].copy(), None, 0, 0, 0)
-    run = _Run(fun, jac, (t0, t1), y0, solver, what, blowup_remedy, labels)
     options = {"rtol": rtol, "atol": atol, "max_step": max_step}
     if solver in IMPLICIT and jac is not None:
         options["jac"] = _guarded_jacobian(jac)
+    t_eval = None if t_eval is None else np.asarray(t_eval, dtype=float)
     # Overflow is reported below as a clear error; numpy's warnings would only repeat it.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return run.go(options, dense, None if t_eval is None else np.asarray(t_eval, dtype=float))
+        run = _Run(fun, jac, (t0, t1), y0, solver, what, blowup_remedy, labels)
+        try:
+            return run.go(options, dense, t_eval)
+        except _Replay:
+            # The fast run evaluated f unguarded and failed: replay it step for step with
+            # the guard on (same steps: the guard changes no value that the solver keeps),
+            # so that the diagnosis sees the non-finite evaluation that explains the stop.
+            replay = _Run(fun, jac, (t0, t1), y0, solver, what, blowup_remedy, labels, guard_every_call=True)
+            return replay.go(options, dense, t_eval)
+
+
+class _Replay(Exception):
+    """A solve run without the per-evaluation guard failed: run it again guarded."""
 
 
 class _Run:
-    """One solve: the stepping loop, its budgets and, when it stops early, the diagnosis."""
+    """One solve: the stepping loop, its budgets and, when it stops early, the diagnosis.
 
-    def __init__(self, fun, jac, span, y0, solver, what, blowup_remedy, labels) -> None:
+    The guard (:func:`guarded`) is a Python call around every evaluation of ``f``; on
+    small systems it costs a tenth of a gradient.  So once the solver has evaluated
+    ``f(t0, y0)`` under the guard, it calls ``f`` directly (and skips scipy's own
+    ``asarray`` wrapper when ``f`` returns arrays of the state's dtype), and the accepted
+    state is checked once per step.  Only when the solve fails is it replayed from the
+    start with ``guard_every_call=True`` (:class:`_Replay`), so the diagnosis still sees
+    the evaluation that went non-finite; the guard alters no value the solver keeps (a
+    NaN stage is rejected either way), so the replay takes the same steps.
+    """
+
+    def __init__(self, fun, jac, span, y0, solver, what, blowup_remedy, labels, guard_every_call=False) -> None:
         self.fun, self.jac, self.span, self.y0 = fun, jac, span, y0
         self.solver, self.what, self.blowup_remedy, self.labels = solver, what, blowup_remedy, labels
+        self.guard_every_call = guard_every_call
         self.record = Record()
         self.limits = current_limits()
         self.stepper = None
         self.stiff_before = False
 
     def go(self, options: dict, dense: bool, t_eval: np.ndarray | None) -> SolveResult:
+        try:
+            return self._go(options, dense, t_eval)
+        except SolverFailedError as exc:
+            if self.guard_every_call or getattr(exc, "_no_replay", False):
+                raise
+            raise _Replay from None
+
+    def _probe(self, rhs: Callable) -> Callable:
+        """``rhs``, noting while the solver is built whether each output is already what
+        scipy's ``asarray`` wrapper would make of it."""
+        dtype, shape = (np.complex128 if np.iscomplexobj(self.y0) else np.float64), np.shape(self.y0)
+        self.plain: list[bool] | None = []
+
+        def probed(t, y):
+            out = rhs(t, y)
+            if self.plain is not None:
+                self.plain.append(type(out) is np.ndarray and out.dtype == dtype and out.shape == shape)
+            return out
+
+        return probed
+
+    def _unguard(self, stepper) -> None:
+        """Let the solver call ``f`` itself from now on, if its outputs so far needed no conversion
+        (none seen yet, as with LSODA, or one that scipy converts: the guard stays)."""
+        if self.plain and all(self.plain):
+            stepper.fun_single = self.fun
+        self.plain = None
+
+    def _go(self, options: dict, dense: bool, t_eval: np.ndarray | None) -> SolveResult:
         t0, t1 = self.span
         rhs = guarded(self.fun, self.record)
+        if not self.guard_every_call:
+            rhs = self._probe(rhs)
         try:
             stepper = self.stepper = getattr(scipy.integrate, self.solver)(rhs, t0, self.y0, t1, **options)
         except _BadJacobian as bad:
@@ -211,6 +265,8 @@ class _Run:
                 t=t0,
                 state=self.y0.copy(),
             )
+        if not self.guard_every_call:
+            self._unguard(stepper)
         direction = 1.0 if t1 >= t0 else -1.0
         ts, ys, interpolants = [t0], [self.y0], []
         kept_t, kept_y, k = [], [], 0
@@ -260,7 +316,9 @@ class _Run:
                 raise self._budget(steps, f"the step budget of {max_steps} steps (max_steps) is used up", "max_steps")
             if deadline is not None and time.perf_counter() > deadline:
                 limit = self.limits.time_limit
-                raise self._budget(steps, f"the time limit of {limit:g} s (time_limit) is reached", "time_limit")
+                timed_out = self._budget(steps, f"the time limit of {limit:g} s (time_limit) is reached", "time_limit")
+                timed_out._no_replay = True  # a replay would start past the deadline: report this run
+                raise timed_out
             if steps % _PROBE == 0:
                 self._check_pace(steps)
             if report is not None and steps % 32 == 0 and time.perf_counter() - last_report > PROGRESS_EVERY:
@@ -416,11 +474,7 @@ def forward(
     """
     k = problem.kernels
     theta = problem.theta
-    f = k.f.fn
-
-    def fun(t, y):
-        return f(t, y, theta)
-
+    fun = k.f.bind(theta)  # theta's blocks unpacked once per solve, not at every evaluation
     jac = None
     if solver in IMPLICIT:
 
