@@ -86,8 +86,8 @@ _ADJOINT = (
     Mutant(
         "kernels.a_t-rate-sign",
         _A + "kernels.py",
-        'compile_kernel("adjoint_rhs", self._arguments(), [_negated(b) for b in (d_h, *d_theta, d_t)])',
-        'compile_kernel("adjoint_rhs", self._arguments(), [*(_negated(b) for b in (d_h, *d_theta)), d_t])',
+        "products, negate_from = self._negated_products(0)",
+        "products, negate_from = self._negated_products(0); products[-1] = _negated(products[-1])",
         "interpolating adjoint: da_t/dt = +a^T f_t (sign of the time block)",
     ),
     Mutant(
