@@ -22,7 +22,6 @@ import json
 import re
 import sys
 import time
-import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -32,6 +31,7 @@ from types import ModuleType
 from _claims import VERDICTS
 
 from adjoint_sym.errors import AdjointSymError
+from adjoint_sym.symbolic.names import latex_text
 
 #: The keys of each claim in ``verdicts.json`` (the issue's contract).
 JSON_KEYS = ("verdict", "correct_statement", "evidence")
@@ -204,55 +204,6 @@ def report_markdown(claims: dict[str, dict], sources: dict[str, str], timings: d
     return "\n".join(lines) + "\n"
 
 
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-#: Non-ASCII characters the statements use (the notation's lambda, mu, nu; relations), in
-#: math mode: T1-encoded text fonts have no Greek, and pdflatex stops on an unknown character.
-_LATEX_SYMBOLS = {
-    "\u2264": r"$\le$", "\u2265": r"$\ge$", "\u2248": r"$\approx$", "\u00d7": r"$\times$",
-    "\u00b7": r"$\cdot$", "\u2212": "-", "\u2192": r"$\to$", "\u2202": r"$\partial$",
-    "\u222b": r"$\int$", "\u2211": r"$\sum$", "\u221a": r"$\surd$", "\u221e": r"$\infty$",
-    "\u2218": r"$\circ$", "\u2299": r"$\odot$", "\u2016": r"$\|$", "\u1d40": r"$^T$",
-    "\u00b2": r"$^2$", "\u00b3": r"$^3$",
-}  # fmt: skip
-
-
-def _tex_char(ch: str) -> str:
-    if ch in _LATEX_SPECIAL:
-        return _LATEX_SPECIAL[ch]
-    if ord(ch) < 128:
-        return ch
-    if ch in _LATEX_SYMBOLS:
-        return _LATEX_SYMBOLS[ch]
-    name = unicodedata.name(ch, "")
-    if name.startswith(("GREEK SMALL LETTER ", "GREEK CAPITAL LETTER ")) and len(name.split()) == 4:
-        letter = name.split()[-1].lower().replace("lamda", "lambda")
-        return f"$\\{letter.capitalize() if 'CAPITAL' in name else letter}$"
-    ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
-    return _tex(ascii_form) if ascii_form else f"[U+{ord(ch):04X}]"  # named, never dropped
-
-
-def _tex(text: str) -> str:
-    r"""``text`` as LaTeX text: specials escaped, Greek and relations in math mode.
-
-    >>> print(_tex("λ_t ≤ 1e-8 for θ"))
-    $\lambda$\_t $\le$ 1e-8 for $\theta$
-    """
-    return "".join(_tex_char(ch) for ch in str(text))
-
-
 def report_latex(claims: dict[str, dict], sources: dict[str, str]) -> str:
     r"""A standalone LaTeX document: the verdict table and each claim's checks (figures under ``figures/``).
 
@@ -276,16 +227,17 @@ def report_latex(claims: dict[str, dict], sources: dict[str, str]) -> str:
         r"\begin{longtable}{p{0.06\linewidth}p{0.12\linewidth}p{0.74\linewidth}}",
         r"claim & verdict & correct statement \\ \hline",
     ]
-    lines += [rf"{cid} & \textbf{{{r['verdict']}}} & {_tex(r['correct_statement'])} \\" for cid, r in claims.items()]
+    for cid, r in claims.items():
+        lines.append(rf"{cid} & \textbf{{{r['verdict']}}} & {latex_text(r['correct_statement'])} \\")
     lines.append(r"\end{longtable}")
     for cid, r in claims.items():
-        source = _tex(sources.get(cid, ""))
+        source = latex_text(sources.get(cid, ""))
         lines += [rf"\section*{{{cid}: {r['verdict']}}}", rf"\emph{{Source:}} \texttt{{{source}}}\\"]
         if r.get("note_statement"):
-            lines.append(rf"\emph{{The note says:}} {_tex(r['note_statement'])}\\")
-        lines.append(rf"\emph{{Correct statement:}} {_tex(r['correct_statement'])}")
+            lines.append(rf"\emph{{The note says:}} {latex_text(r['note_statement'])}\\")
+        lines.append(rf"\emph{{Correct statement:}} {latex_text(r['correct_statement'])}")
         items = [*(r.get("proof") or []), *(r.get("experiment") or [])] or [r["evidence"]]
-        lines += [r"\begin{itemize}", *(rf"\item {_tex(x)}" for x in items), r"\end{itemize}"]
+        lines += [r"\begin{itemize}", *(rf"\item {latex_text(x)}" for x in items), r"\end{itemize}"]
         for fig in r.get("figures") or []:
             lines.append(rf"\includegraphics[width=\linewidth]{{figures/{fig}}}")
     lines.append(r"\end{document}")

@@ -106,6 +106,59 @@ def markdown_text(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+}
+
+#: Non-ASCII characters that statements use (a notation's lambda, mu, nu; relations) in
+#: math mode: T1-encoded text fonts have no Greek, and pdflatex stops on an unknown character.
+_LATEX_SYMBOLS = {
+    "\u2264": r"$\le$", "\u2265": r"$\ge$", "\u2248": r"$\approx$", "\u00d7": r"$\times$",
+    "\u00b7": r"$\cdot$", "\u2212": "-", "\u2192": r"$\to$", "\u2202": r"$\partial$",
+    "\u222b": r"$\int$", "\u2211": r"$\sum$", "\u221a": r"$\surd$", "\u221e": r"$\infty$",
+    "\u2218": r"$\circ$", "\u2299": r"$\odot$", "\u2016": r"$\|$", "\u1d40": r"$^T$",
+    "\u00b2": r"$^2$", "\u00b3": r"$^3$",
+}  # fmt: skip
+
+
+def latex_text(text: str) -> str:
+    r"""User text as literal LaTeX text, all ASCII: specials escaped, control characters
+    dropped, Greek letters and relations in math mode, any other character named.
+
+    Examples
+    --------
+    >>> print(latex_text("λ_t ≤ 1e-8 for θ, 50% ⊗"))
+    $\lambda$\_t $\le$ 1e-8 for $\theta$, 50\% [U+2297]
+    """
+    return "".join(_latex_char(ch) for ch in str(text) if ch.isprintable())
+
+
+def _latex_char(ch: str) -> str:
+    if ch in _LATEX_SPECIAL:
+        return _LATEX_SPECIAL[ch]
+    if ch.isascii():
+        return ch
+    if ch in _LATEX_SYMBOLS:
+        return _LATEX_SYMBOLS[ch]
+    name = unicodedata.name(ch, "")
+    if name.startswith(("GREEK SMALL LETTER ", "GREEK CAPITAL LETTER ")) and len(name.split()) == 4:
+        letter = name.split()[-1].lower().replace("lamda", "lambda")
+        return f"$\\{letter.capitalize() if 'CAPITAL' in name else letter}$"
+    ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    return latex_text(ascii_form) if ascii_form else f"[U+{ord(ch):04X}]"  # named, never dropped
+
+
 def markdown_code(text: str) -> str:
     """User text as a Markdown code span (HTML is inert there), fenced by enough backticks.
 
@@ -205,6 +258,7 @@ __all__ = [
     "check_names",
     "did_you_mean",
     "escape",
+    "latex_text",
     "markdown_code",
     "markdown_text",
     "normal",

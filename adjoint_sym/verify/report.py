@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..symbolic.names import latex_text
+
 #: Allowed global error in tolerance units: the constant of the tolerance model
 #: (derived and measured in :mod:`adjoint_sym.verify`).
 AGREEMENT = 100.0
@@ -248,7 +250,7 @@ class Report:
     def latex(self) -> str:
         head, body = self._cells()
 
-        esc = _latex
+        esc = latex_text
 
         lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\hline"]
         lines.append(" & ".join(esc(h) for h in head) + r" \\ \hline")
@@ -331,27 +333,6 @@ def _finite(v: float) -> float | None:
 
 
 # -- escaping user text (state and parameter names) -------------------------------------
-_LATEX = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-}
-
-
-def _latex(text: str) -> str:
-    """Text as literal LaTeX: every special character escaped, control characters dropped."""
-    return "".join(_LATEX.get(ch, ch) for ch in text if ch.isprintable())
-
-
 def _md(text: str) -> str:
     """A table cell as literal Markdown: HTML and the cell separator escaped."""
     text = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
