@@ -481,3 +481,14 @@ def test_a_failed_solve_is_replayed_guarded_with_the_same_diagnosis(monkeypatch)
             forward(Problem(system, [1.0], {}, 0.0, 3.0, FinalLoss("x")))
     assert "f[x] = nan" in str(info.value) and abs(info.value.t - 2.0) < 1e-2
     assert len(calls) > 10  # the replay evaluated every stage through the guard
+
+
+def test_a_spent_step_budget_is_not_replayed(monkeypatch):
+    """A budget is not a value gone non-finite: the guarded replay would only repeat the same
+    steps and double the cost of every over-budget solve (its message needs no guard)."""
+    from adjoint_sym import limits
+
+    calls = count_guarded_calls(monkeypatch)
+    with limits(max_steps=20), pytest.raises(SolverFailedError, match=r"step budget of 20 steps"):
+        forward(Problem(DECAY, [1.0], {"k": 1.0}, 0.0, 1000.0, FinalLoss("x")), solver="DOP853")
+    assert len(calls) == 2  # only the first, guarded evaluations: no replay through the guard

@@ -199,6 +199,13 @@ class _Replay(Exception):
     """A solve run without the per-evaluation guard failed: run it again guarded."""
 
 
+def _final(error: SolverFailedError) -> SolverFailedError:
+    """Mark a failure that a guarded replay would only repeat (a budget spent, not a value gone
+    non-finite): replaying it would double the cost of every over-budget solve."""
+    error._no_replay = True
+    return error
+
+
 class _Run:
     """One solve: the stepping loop, its budgets and, when it stops early, the diagnosis.
 
@@ -316,9 +323,9 @@ class _Run:
                 raise self._budget(steps, f"the step budget of {max_steps} steps (max_steps) is used up", "max_steps")
             if deadline is not None and time.perf_counter() > deadline:
                 limit = self.limits.time_limit
-                timed_out = self._budget(steps, f"the time limit of {limit:g} s (time_limit) is reached", "time_limit")
-                timed_out._no_replay = True  # a replay would start past the deadline: report this run
-                raise timed_out
+                # never replayed (a replay would start past the deadline): report this run
+                reason = f"the time limit of {limit:g} s (time_limit) is reached"
+                raise _final(self._budget(steps, reason, "time_limit"))
             if steps % _PROBE == 0:
                 self._check_pace(steps)
             if report is not None and steps % 32 == 0 and time.perf_counter() - last_report > PROGRESS_EVERY:
@@ -373,26 +380,30 @@ class _Run:
         t0, t1 = self.span
         stepper = self.stepper
         if cause is not None:  # the reason says it all
-            return SolverFailedError(
-                f"{self.what} ({self.solver}) stopped at t = {stepper.t:.6g} of [{t0:.6g}, {t1:.6g}] after {steps} "
-                f"steps (state {short(stepper.y)}): {reason} ({how_to_raise(limit)})",
-                t=float(stepper.t),
-                state=np.array(stepper.y),
-                solver_message=cause,
+            return _final(
+                SolverFailedError(
+                    f"{self.what} ({self.solver}) stopped at t = {stepper.t:.6g} of [{t0:.6g}, {t1:.6g}] after "
+                    f"{steps} steps (state {short(stepper.y)}): {reason} ({how_to_raise(limit)})",
+                    t=float(stepper.t),
+                    state=np.array(stepper.y),
+                    solver_message=cause,
+                )
             )
         if classify(Record(), self.y0, np.asarray(stepper.y)) == "blow-up":
-            return self._failure(reason)
+            return self._failure(reason)  # replayed guarded if unguarded: the record tells where it went
         cause = self._stiffness() or (
             "it needs more steps than that: shorten the time span or loosen rtol/atol"
             if self.solver in EXPLICIT
             else "shorten the time span or loosen rtol/atol"
         )
-        return SolverFailedError(
-            f"{self.what} ({self.solver}) stopped at t = {stepper.t:.6g} of [{t0:.6g}, {t1:.6g}] after {steps} steps "
-            f"(state {short(stepper.y)}): {reason}; {cause}; to allow more, {how_to_raise(limit)}",
-            t=float(stepper.t),
-            state=np.array(stepper.y),
-            solver_message=reason,
+        return _final(
+            SolverFailedError(
+                f"{self.what} ({self.solver}) stopped at t = {stepper.t:.6g} of [{t0:.6g}, {t1:.6g}] after {steps} "
+                f"steps (state {short(stepper.y)}): {reason}; {cause}; to allow more, {how_to_raise(limit)}",
+                t=float(stepper.t),
+                state=np.array(stepper.y),
+                solver_message=reason,
+            )
         )
 
     # -- the diagnosis --------------------------------------------------------------------
