@@ -426,3 +426,28 @@ def test_run_problem_is_the_task_and_ships_only_plain_data():
     record = run_problem(5, settings)
     assert json.loads(json.dumps(record, allow_nan=False)) == record
     assert record["problem"] == problem_spec(3, 5, ["backward"]) and record["verdict"] == "ok"
+
+
+def test_an_inconclusive_record_names_the_references_on_each_side(monkeypatch):
+    """Two references made to contradict each other (a bug in them would): the record says
+    which supported the method and which opposed it, not only that no verdict was reached."""
+    import dataclasses
+
+    import adjoint_sym.verify.session as session
+    from adjoint_sym.campaign.verdict import run_problem
+
+    real = session.gradient
+    factors = {"complex-step": 1.1, "finite-difference": 0.9}
+
+    def broken(problem, method="adjoint", **kw):
+        g = real(problem, method, **kw)
+        return dataclasses.replace(g, dh0=g.dh0 * factors[method]) if method in factors else g
+
+    monkeypatch.setattr(session, "gradient", broken)
+    settings = Settings(seed=0, families=("long_span",))
+    record = json.loads(json.dumps(run_problem(0, settings)))  # as it is written to the JSONL file
+    assert record["verdict"] == "inconclusive" and record["failures"] == []
+    entry = record["inconclusive"][0]
+    assert entry["quantity"].startswith("dL/dh0[") and entry["method"] == "adjoint"
+    assert "forward" in entry["support"] and set(entry["against"]) == set(factors)
+    assert entry["reason"] and entry["remedy"]

@@ -183,7 +183,8 @@ def run_problem(index: int, settings: Settings, spec: Mapping | None = None) -> 
         ``problem`` (the spec), ``verdict`` (``"ok"``, ``"fail"``, ``"inconclusive"`` or
         ``"crash"``), ``ok``, ``reference``, ``methods``, ``conditioning``,
         ``failures`` (quantity, method, reference, value, expected, deviation, allowed,
-        ratio, cause, cause_kind), ``notes``, ``warnings`` (issued while judging),
+        ratio, cause, cause_kind), ``inconclusive`` (quantity, method, the references that
+        support and oppose it, reason, remedy), ``notes``, ``warnings`` (issued while judging),
         ``error`` (``None`` or type, message, stage), ``timings`` (seconds: build,
         function, checker, total; cpu), ``worker`` (host:pid), ``started``,
         ``finished`` (Unix times).
@@ -219,7 +220,7 @@ def run_problem(index: int, settings: Settings, spec: Mapping | None = None) -> 
 def _base_record(index: int, settings: Settings, spec: Mapping) -> dict:
     record = {"index": index, "family": family_of(index, settings.families), "config": settings.config()}
     record |= {"problem": spec, "verdict": "crash", "ok": False, "reference": None, "methods": [], "conditioning": None}
-    return record | {"failures": [], "notes": [], "warnings": [], "error": None}
+    return record | {"failures": [], "inconclusive": [], "notes": [], "warnings": [], "error": None}
 
 
 def crash_record(index: int, settings: Settings, exc: BaseException, stage: str, spec: Mapping) -> dict:
@@ -280,6 +281,18 @@ def _from_report(report) -> dict:
         "methods": list(report.methods),
         "conditioning": report.conditioning,
         "failures": failures,
+        # what left a verdict open: the references on each side and what would settle it
+        "inconclusive": [
+            {
+                "quantity": u.quantity,
+                "method": u.method,
+                "support": list(u.support),
+                "against": list(u.against),
+                "reason": u.reason,
+                "remedy": _clip(u.remedy, MAX_NOTE),
+            }
+            for u in list(getattr(report, "inconclusive", ()))[:MAX_NOTES]
+        ],
         "notes": _clip_list(report.notes),
     }
 
