@@ -433,7 +433,8 @@ def test_jvp_rules_on_every_matrix_node():
     # depending on a variable, elementwise functions: against the expanded Jacobian.
     from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
-    from adjoint_sym.symbolic.matrix_calculus import elementwise, jvp
+    from adjoint_sym.symbolic.jvp import jvp
+    from adjoint_sym.symbolic.matrix_calculus import elementwise
 
     h, v = sp.MatrixSymbol("h", 2, 1), sp.MatrixSymbol("v", 2, 1)
     W = sp.MatrixSymbol("W", 2, 2)
@@ -461,7 +462,8 @@ def test_jvp_messages():
     from sympy.matrices.expressions.hadamard import HadamardPower
 
     from adjoint_sym.errors import UnsupportedExpressionError
-    from adjoint_sym.symbolic.matrix_calculus import elementwise, jvp
+    from adjoint_sym.symbolic.jvp import jvp
+    from adjoint_sym.symbolic.matrix_calculus import elementwise
 
     h, v = sp.MatrixSymbol("h", 2, 1), sp.MatrixSymbol("v", 2, 1)
     s, d = sp.Symbol("s"), sp.Dummy("d")

@@ -12,7 +12,7 @@ kernel            returns                                    derived
 ================  =========================================  ======================
 
 The Jacobians come from entry-wise differentiation or from the forward-mode rules of
-:func:`adjoint_sym.symbolic.matrix_calculus.jvp`, so the references that use them
+:func:`adjoint_sym.symbolic.jvp.jvp`, so the references that use them
 share no derivative with the adjoint, whose vector-Jacobian kernels live in
 :mod:`adjoint_sym.adjoint.kernels`.  :meth:`CompiledSystem.state_jacobian` is the Newton
 Jacobian of stiff solvers: entry-wise for scalar systems, one batched JVP with the
@@ -29,7 +29,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 import sympy as sp
 
-from ..symbolic.matrix_calculus import jvp
+from ..symbolic.jvp import jvp
 from ..symbolic.system import ODESystem
 from .compile import Argument, Kernel, compile_kernel, scalar_argument
 

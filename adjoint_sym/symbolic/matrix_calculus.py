@@ -21,11 +21,10 @@ explicit matrix ``M``       ``sum_ij c_ij dM_ij/dv`` (entry-wise, small by desig
 So for ``f = sigma(W h + b)`` the products come out as ``W^T (sigma'(z) o a)`` and
 ``(sigma'(z) o a) h^T``, as one would write them by hand.
 
-``jvp(expr, tangents)`` is the forward mode on the same trees: the directional
-derivative ``d(expr)[dv]`` for a tangent ``dv`` per variable, by the dual rules
-(``d(A B) = dA B + A dB``, ``d sigma.(Z) = sigma'.(Z) o dZ``, ...).  It is a separate
-derivation from :func:`vjp`: the numeric layer's matrix-level Jacobian ``f_h V`` comes
-from it, so the references' Newton iterations never run on the adjoint's products.
+The forward mode on the same trees (``d(A B) = dA B + A dB``, ``d sigma.(Z) =
+sigma'.(Z) o dZ``, ...) is :func:`adjoint_sym.symbolic.jvp.jvp`: a separate derivation
+from :func:`vjp`, so the numeric layer's matrix-level Jacobian ``f_h V`` (and with it the
+references' Newton iterations) never runs on the adjoint's products.
 """
 
 from __future__ import annotations
@@ -276,123 +275,3 @@ class _Backprop:
             self.send(node.expr, _hadamard(c, elementwise(sp.Lambda(y, in_primal), node)))
             return
         self.send(node.expr, _hadamard(c, elementwise(sp.Lambda(d, derivative), node.expr)))
-
-
-def jvp(expr: sp.MatrixBase | sp.MatrixExpr, tangents: dict[Variable, sp.Basic]) -> sp.Basic:
-    """The directional derivative ``sum_v d(expr)/dv [tangents[v]]`` (forward mode).
-
-    Parameters
-    ----------
-    expr : matrix expression or explicit matrix, shape (r, k)
-    tangents : dict
-        A tangent per variable, shaped like it (a scalar for a scalar variable, a
-        matrix, symbol or explicit, for a matrix symbol).  Other variables are constant.
-
-    Returns
-    -------
-    sympy expression, shape (r, k)
-        ``ZeroMatrix`` when ``expr`` depends on none of the variables.
-
-    Examples
-    --------
-    >>> import sympy as sp
-    >>> W, h, v = sp.MatrixSymbol("W", 2, 2), sp.MatrixSymbol("h", 2, 1), sp.MatrixSymbol("v", 2, 1)
-    >>> jvp(W * h, {h: v})
-    W*v
-    >>> d = sp.Dummy("d")
-    >>> print(jvp(elementwise(sp.Lambda(d, sp.sin(d)), W * h), {h: v}))
-    HadamardProduct(Lambda(_d, cos(_d)).(W*h), W*v)
-    """
-    out = _Tangent(tangents).of(expr)
-    return sp.ZeroMatrix(*expr.shape) if out is None else out
-
-
-class _Tangent:
-    """Forward-mode rules; ``of`` returns ``None`` for a zero tangent (pruned early)."""
-
-    def __init__(self, tangents: dict[Variable, sp.Basic]) -> None:
-        self.tangents = tangents
-
-    def depends(self, node: sp.Basic) -> bool:
-        return any(node.has(v) for v in self.tangents)
-
-    def scalar(self, e: sp.Expr) -> sp.Expr:
-        """The tangent of a scalar expression: its entry-wise derivatives times the tangents.
-
-        One pass over the expression's own atoms, one derivative per variable it contains.
-        """
-        terms = []
-        for atom in sorted(e.atoms(sp.Symbol, MatrixElement), key=sp.default_sort_key):
-            if atom in self.tangents and not isinstance(atom, sp.MatrixSymbol):
-                terms.append(e.diff(atom) * self.tangents[atom])
-            elif isinstance(atom, MatrixElement) and atom.parent in self.tangents:
-                terms.append(e.diff(atom) * self.tangents[atom.parent][int(atom.i), int(atom.j)])
-        return sp.Add(*terms)
-
-    def of(self, node: sp.Basic) -> sp.Basic | None:
-        if not self.depends(node):
-            return None
-        if isinstance(node, sp.MatrixSymbol):
-            return self.tangents[node]
-        if isinstance(node, sp.MatrixBase):
-            return sp.ImmutableMatrix(node.rows, node.cols, [self.scalar(e) for e in node])
-        if isinstance(node, sp.MatAdd):
-            parts = [t for t in (self.of(a) for a in node.args) if t is not None]
-            return parts[0] if len(parts) == 1 else sp.MatAdd(*parts)
-        if isinstance(node, sp.MatMul):
-            return self._matmul(node)
-        if isinstance(node, HadamardProduct):
-            parts = []
-            for i, arg in enumerate(node.args):
-                d = self.of(arg)
-                if d is not None:
-                    parts.append(HadamardProduct(*node.args[:i], d, *node.args[i + 1 :]))
-            return parts[0] if len(parts) == 1 else sp.MatAdd(*parts)
-        if isinstance(node, HadamardPower):
-            base, exponent = node.args
-            if self.depends(exponent) or not exponent.is_number:
-                raise UnsupportedExpressionError(f"elementwise power {node} has a non-constant exponent {exponent}")
-            d = self.of(base)
-            lower = base if exponent == 2 else HadamardPower(base, exponent - 1)
-            return d if exponent == 1 else _hadamard(scale(exponent, lower), d)
-        if isinstance(node, ElementwiseApplyFunction):
-            return self._elementwise(node)
-        if isinstance(node, sp.Transpose):
-            return _transpose(self.of(node.arg))
-        raise UnsupportedExpressionError(
-            f"cannot differentiate the matrix node {type(node).__name__} ({node}); "
-            "use products, sums, transposes, Hadamard products/powers and elementwise functions"
-        )
-
-    def _matmul(self, node: sp.MatMul) -> sp.Basic | None:
-        coeff, mats = node.as_coeff_matrices()
-        parts = []
-        for i, mat in enumerate(mats):
-            d = self.of(mat)
-            if d is not None:
-                factors = [*mats[:i], d, *mats[i + 1 :]]
-                parts.append(scale(coeff, sp.MatMul(*factors) if len(factors) > 1 else d))
-        if coeff.has(*self.tangents):
-            product = sp.MatMul(*mats) if len(mats) > 1 else mats[0]
-            parts.append(scale(self.scalar(coeff), product))
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else sp.MatAdd(*parts)
-
-    def _elementwise(self, node: ElementwiseApplyFunction) -> sp.Basic:
-        d = sp.Dummy("d")
-        body = node.function(d)
-        if any(body.has(v) for v in self.tangents):
-            raise UnsupportedExpressionError(
-                f"elementwise function {node.function} depends on a variable; "
-                "write that dependence outside the function (e.g. as a Hadamard product)"
-            )
-        inner = self.of(node.expr)
-        derivative = sp.diff(body, d)
-        if derivative.is_number:
-            return scale(derivative, inner)
-        y = sp.Dummy("y")
-        in_primal = derivative.subs(body, y)  # tanh' = 1 - tanh^2: share sigma(z) with f
-        if not in_primal.has(d):
-            return _hadamard(elementwise(sp.Lambda(y, in_primal), node), inner)
-        return _hadamard(elementwise(sp.Lambda(d, derivative), node.expr), inner)
