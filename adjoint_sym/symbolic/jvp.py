@@ -43,7 +43,7 @@ from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from ..errors import UnsupportedExpressionError
-from .matrix_calculus import elementwise, scale
+from .matrix_calculus import elementwise, hadamard, scale, transposed
 
 Variable = sp.Symbol | sp.MatrixSymbol
 
@@ -73,20 +73,6 @@ def jvp(expr: sp.Basic, tangents: Mapping[Variable, sp.Basic]) -> sp.Basic:
     if isinstance(expr, sp.MatrixExpr):
         return sp.ZeroMatrix(*expr.shape)
     return sp.Integer(0)
-
-
-def _transpose(m: sp.Basic) -> sp.Basic:
-    if isinstance(m, sp.MatrixBase):
-        return m.T
-    if isinstance(m, sp.Transpose):
-        return m.arg
-    return sp.Transpose(m)
-
-
-def _hadamard(a: sp.Basic, b: sp.Basic) -> sp.Basic:
-    if isinstance(a, sp.MatrixBase) and isinstance(b, sp.MatrixBase):
-        return sp.ImmutableMatrix(a.multiply_elementwise(b))
-    return HadamardProduct(a, b)
 
 
 def _add(parts: list[sp.Basic]) -> sp.Basic | None:
@@ -136,7 +122,7 @@ class _Forward:
             return self._elementwise(node)
         if isinstance(node, sp.Transpose):
             d = self.tangent(node.arg)
-            return None if d is None else _transpose(d)
+            return None if d is None else transposed(d)
         raise UnsupportedExpressionError(
             f"cannot differentiate the matrix node {type(node).__name__} ({node}) in forward mode; "
             "use products, sums, transposes, Hadamard products/powers and elementwise functions"
@@ -179,7 +165,7 @@ class _Forward:
                 continue
             term = d
             for other in node.args[:i] + node.args[i + 1 :]:
-                term = _hadamard(term, other)
+                term = hadamard(term, other)
             parts.append(term)
         return _add(parts)
 
@@ -193,7 +179,7 @@ class _Forward:
         if exponent == 1:
             return d
         lower = base if exponent == 2 else HadamardPower(base, exponent - 1)
-        return _hadamard(scale(exponent, lower), d)
+        return hadamard(scale(exponent, lower), d)
 
     def _elementwise(self, node: ElementwiseApplyFunction) -> sp.Basic | None:
         x = sp.Dummy("x")
@@ -214,8 +200,8 @@ class _Forward:
         y = sp.Dummy("y")
         in_primal = derivative.subs(body, y)
         if not in_primal.has(x):
-            return _hadamard(elementwise(sp.Lambda(y, in_primal), node), d)
-        return _hadamard(elementwise(sp.Lambda(x, derivative), node.expr), d)
+            return hadamard(elementwise(sp.Lambda(y, in_primal), node), d)
+        return hadamard(elementwise(sp.Lambda(x, derivative), node.expr), d)
 
 
 __all__ = ["jvp"]

@@ -124,7 +124,7 @@ def _inner(a: sp.Basic, b: sp.Basic) -> sp.Basic:
     if isinstance(a, sp.MatrixBase) and isinstance(b, sp.MatrixBase):
         return sp.Add(*a.multiply_elementwise(b))
     if a.shape[1] == 1:
-        return sp.MatMul(_transpose(a), b)
+        return sp.MatMul(transposed(a), b)
     return sum_of_entries(HadamardProduct(a, b))
 
 
@@ -149,7 +149,7 @@ def scale(s: sp.Expr, m: sp.Basic) -> sp.Basic:
     return sp.MatMul(s, m)
 
 
-def _transpose(m: sp.Basic) -> sp.Basic:
+def transposed(m: sp.Basic) -> sp.Basic:
     """Transpose without pushing it into the operand: keeps ``tanh.(z)^T`` sharing ``z``."""
     if isinstance(m, sp.MatrixBase):
         return m.T
@@ -158,7 +158,8 @@ def _transpose(m: sp.Basic) -> sp.Basic:
     return sp.Transpose(m)
 
 
-def _hadamard(a: sp.Basic, b: sp.Basic) -> sp.Basic:
+def hadamard(a: sp.Basic, b: sp.Basic) -> sp.Basic:
+    """``a o b``: entry by entry for explicit matrices, a ``HadamardProduct`` node otherwise."""
     if isinstance(a, sp.MatrixBase) and isinstance(b, sp.MatrixBase):
         return sp.ImmutableMatrix(a.multiply_elementwise(b))
     return HadamardProduct(a, b)
@@ -192,7 +193,7 @@ class _Backprop:
         elif isinstance(node, ElementwiseApplyFunction):
             self._elementwise(node, c)
         elif isinstance(node, sp.Transpose):
-            self.send(node.arg, _transpose(c))
+            self.send(node.arg, transposed(c))
         else:
             raise UnsupportedExpressionError(
                 f"cannot differentiate the matrix node {type(node).__name__} ({node}); "
@@ -231,7 +232,7 @@ class _Backprop:
             if not self.depends(mat):
                 continue
             left, right = mats[:i], mats[i + 1 :]
-            factors = [_transpose(m) for m in reversed(left)] + [c] + [_transpose(m) for m in reversed(right)]
+            factors = [transposed(m) for m in reversed(left)] + [c] + [transposed(m) for m in reversed(right)]
             ci = sp.MatMul(*factors) if len(factors) > 1 else c
             self.send(mat, scale(coeff, ci))
 
@@ -242,7 +243,7 @@ class _Backprop:
                 others = args[:i] + args[i + 1 :]
                 ci = c
                 for other in others:
-                    ci = _hadamard(ci, other)
+                    ci = hadamard(ci, other)
                 self.send(arg, ci)
 
     def _hadamard_power(self, node: HadamardPower, c: sp.Basic) -> None:
@@ -253,7 +254,7 @@ class _Backprop:
             self.send(base, c)
             return
         lower = base if exponent == 2 else HadamardPower(base, exponent - 1)
-        self.send(base, _hadamard(c, scale(exponent, lower)))
+        self.send(base, hadamard(c, scale(exponent, lower)))
 
     def _elementwise(self, node: ElementwiseApplyFunction, c: sp.Basic) -> None:
         d = sp.Dummy("d")
@@ -272,6 +273,6 @@ class _Backprop:
         y = sp.Dummy("y")
         in_primal = derivative.subs(body, y)
         if not in_primal.has(d):
-            self.send(node.expr, _hadamard(c, elementwise(sp.Lambda(y, in_primal), node)))
+            self.send(node.expr, hadamard(c, elementwise(sp.Lambda(y, in_primal), node)))
             return
-        self.send(node.expr, _hadamard(c, elementwise(sp.Lambda(d, derivative), node.expr)))
+        self.send(node.expr, hadamard(c, elementwise(sp.Lambda(d, derivative), node.expr)))
